@@ -1,0 +1,34 @@
+# Warden — every task a person or CI runs, in one place.
+SHELL := /bin/bash
+NPM ?= npm
+
+.PHONY: install build test lint demo bench proto clean
+
+install:            ## install dependencies exactly as locked
+	$(NPM) ci
+
+node_modules: package-lock.json
+	$(NPM) ci
+	@touch node_modules
+
+build: node_modules ## compile TypeScript to dist/
+	$(NPM) run build
+
+lint: node_modules  ## type-check everything in strict mode
+	$(NPM) run lint
+
+test: node_modules  ## the whole suite against the real PostgreSQL and Redis (see README for env vars)
+	$(NPM) test
+
+proto: node_modules ## regenerate proto/gen from proto/warden/v1/*.proto
+	$(NPM) run -w proto generate
+
+demo: build         ## run an agent on embedded defaults with a local issuer and a scripted session
+	node dist/deploy/demo/run.js
+
+bench: build        ## pgbench direct vs agent vs pgbouncer; writes bench/out/report.{txt,html}
+	bash bench/ensure-tools.sh
+	node dist/bench/run.js
+
+clean:
+	rm -rf dist bench/out

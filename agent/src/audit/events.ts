@@ -1,0 +1,75 @@
+/**
+ * What the agent records about a session. The recorder interface is the seam
+ * where a later stage streams to the control plane instead of a local file.
+ */
+
+export interface RecordedIdentity {
+  subject: string;
+  issuer: string;
+  groups: string[];
+  tokenId?: string;
+}
+
+export type SessionEndReason =
+  | 'client_terminate'
+  | 'client_disconnect'
+  | 'upstream_closed'
+  | 'upstream_error'
+  | 'protocol_error'
+  | 'auth_failed'
+  | 'agent_shutdown';
+
+export type SessionEvent =
+  | {
+      type: 'session.start';
+      sessionId: string;
+      at: string;
+      agentId: string;
+      listener: string;
+      target: string;
+      clientAddress: string;
+      identity: RecordedIdentity;
+      role: string;
+      tls: boolean;
+      applicationName?: string;
+    }
+  | {
+      type: 'auth.refused';
+      sessionId: string;
+      at: string;
+      agentId: string;
+      listener: string;
+      clientAddress: string;
+      sqlState: string;
+      reason: string;
+      subject?: string;
+    }
+  | {
+      type: 'statement';
+      sessionId: string;
+      seq: number;
+      at: string;
+      protocol: 'simple' | 'extended' | 'function-call';
+      text: string;
+      /** CommandComplete tag, e.g. "SELECT 10". */
+      tag?: string;
+      rows: number;
+      error?: { code: string; message: string };
+      durationMs: number;
+    }
+  | {
+      type: 'session.end';
+      sessionId: string;
+      at: string;
+      reason: SessionEndReason;
+      detail?: string;
+      statements: number;
+    };
+
+export interface SessionRecorder {
+  /** Appends one event; events of a session keep their order. Never throws on the data path. */
+  record(event: SessionEvent): void;
+  /** Resolves once everything recorded so far is written. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}

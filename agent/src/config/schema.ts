@@ -1,0 +1,122 @@
+/**
+ * JSON Schema of the agent's single-file configuration (config/types.ts).
+ * Secrets are only accepted as references; a literal password is a
+ * schema error so it can never be committed by accident.
+ */
+const secretRef = { type: 'string', pattern: '^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$' };
+const name = { type: 'string', pattern: '^[a-z0-9][a-z0-9_.-]{0,62}$' };
+
+export const agentConfigSchema = {
+  $id: 'https://warden.dev/schemas/agent-config.json',
+  type: 'object',
+  additionalProperties: false,
+  required: ['agent', 'listeners', 'targets', 'identity', 'roles', 'recording'],
+  properties: {
+    agent: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['id'],
+      properties: { id: name },
+    },
+    listeners: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'protocol', 'address', 'port', 'target'],
+        properties: {
+          name,
+          protocol: { const: 'postgres' },
+          address: { type: 'string', minLength: 1 },
+          port: { type: 'integer', minimum: 0, maximum: 65535 },
+          target: name,
+          allowPlaintext: { type: 'boolean' },
+          tls: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['certFile', 'keyFile'],
+            properties: { certFile: { type: 'string' }, keyFile: { type: 'string' } },
+          },
+          maxMessageBytes: { type: 'integer', minimum: 1024, maximum: 1073741824 },
+        },
+      },
+    },
+    targets: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'kind', 'host', 'port', 'database', 'user'],
+        properties: {
+          name,
+          kind: { const: 'postgres' },
+          host: { type: 'string', minLength: 1 },
+          port: { type: 'integer', minimum: 1, maximum: 65535 },
+          database: { type: 'string', minLength: 1 },
+          user: { type: 'string', minLength: 1 },
+          password: secretRef,
+          tls: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['mode'],
+            properties: {
+              mode: { enum: ['disable', 'require', 'verify-full'] },
+              caFile: { type: 'string' },
+              serverName: { type: 'string' },
+            },
+          },
+          connectTimeoutMs: { type: 'integer', minimum: 100, maximum: 120000 },
+        },
+      },
+    },
+    identity: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['issuers', 'groupMappings'],
+      properties: {
+        issuers: {
+          type: 'array',
+          minItems: 1,
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['issuer', 'audience'],
+            properties: {
+              issuer: { type: 'string', pattern: '^https?://' },
+              audience: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'array', minItems: 1, items: { type: 'string' } }] },
+              groupsClaim: { type: 'string', minLength: 1 },
+              algorithms: { type: 'array', minItems: 1, items: { enum: ['RS256', 'ES256', 'EdDSA'] } },
+              clockSkewSeconds: { type: 'integer', minimum: 0, maximum: 300 },
+            },
+          },
+        },
+        groupMappings: {
+          type: 'array',
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['group', 'role'],
+            properties: { group: { type: 'string', minLength: 1 }, role: name },
+          },
+        },
+      },
+    },
+    roles: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'targets'],
+        properties: { name, targets: { type: 'array', items: name } },
+      },
+    },
+    recording: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['kind', 'path'],
+      properties: { kind: { const: 'jsonl' }, path: { type: 'string', minLength: 1 } },
+    },
+  },
+} as const;

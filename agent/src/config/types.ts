@@ -1,0 +1,86 @@
+/**
+ * The agent's declarative configuration, as read from YAML (single-file mode)
+ * and, later, as delivered by the control plane. The JSON Schema that checks it
+ * lives beside this file (schema.ts); keep the two in step.
+ */
+
+/** A secret is never written in config: only a reference to where it lives. */
+export type SecretRef = `env:${string}` | `file:${string}`;
+
+export type JwtAlgorithm = 'RS256' | 'ES256' | 'EdDSA';
+
+export interface OidcIssuerConfig {
+  /** Exact `iss` value; discovery is read from `${issuer}/.well-known/openid-configuration`. */
+  issuer: string;
+  /** Accepted `aud` value(s). */
+  audience: string | string[];
+  /** Claim holding the caller's groups (dot path allowed, e.g. `realm_access.roles`). Default `groups`. */
+  groupsClaim?: string;
+  /** Pinned algorithms; default all of RS256, ES256, EdDSA. HS* and `none` are never accepted. */
+  algorithms?: JwtAlgorithm[];
+  /** Tolerated clock skew for exp/nbf/iat in seconds. Default 30, at most 300. */
+  clockSkewSeconds?: number;
+}
+
+export interface GroupMapping {
+  group: string;
+  role: string;
+}
+
+export interface IdentityConfig {
+  issuers: OidcIssuerConfig[];
+  groupMappings: GroupMapping[];
+}
+
+export interface RoleConfig {
+  name: string;
+  /** Targets this role may connect to. */
+  targets: string[];
+}
+
+export interface ListenerTlsConfig {
+  certFile: string;
+  keyFile: string;
+}
+
+export interface PostgresListenerConfig {
+  name: string;
+  protocol: 'postgres';
+  address: string;
+  port: number;
+  target: string;
+  /** Accept a cleartext token over a non-TLS connection (loopback development only). */
+  allowPlaintext?: boolean;
+  tls?: ListenerTlsConfig;
+  /** Largest frontend message accepted, bytes. Default 64 MiB. */
+  maxMessageBytes?: number;
+}
+
+export type UpstreamTlsMode = 'disable' | 'require' | 'verify-full';
+
+export interface PostgresTargetConfig {
+  name: string;
+  kind: 'postgres';
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  password?: SecretRef;
+  tls?: { mode: UpstreamTlsMode; caFile?: string; serverName?: string };
+  /** Milliseconds to wait for the upstream TCP+auth handshake. Default 10000. */
+  connectTimeoutMs?: number;
+}
+
+export interface RecordingConfig {
+  kind: 'jsonl';
+  path: string;
+}
+
+export interface AgentConfig {
+  agent: { id: string };
+  listeners: PostgresListenerConfig[];
+  targets: PostgresTargetConfig[];
+  identity: IdentityConfig;
+  roles: RoleConfig[];
+  recording: RecordingConfig;
+}

@@ -1,0 +1,142 @@
+/**
+ * Accepts PostgreSQL clients: the startup phase (SSLRequest → TLS or 'N',
+ * GSSENCRequest → 'N', CancelRequest, StartupMessage), then hands the
+ * session to session.ts. Implements the engine interface shared by all
+ * protocol engines.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Logger } from 'pino';
+import { decodeStartupPacket, negotiateProtocolVersion } from './wire/startup.js';
+import { HandshakeError, HandshakeReader } from './wire/handshake-reader.js';
+import { backend } from './wire/backend-messages.js';
+import { runSession, type SessionContext } from './session.js';
+import type { ProtocolEngine } from '../engine.js';
+import type { SessionEndReason } from '../../audit/events.js';
+
+export interface PostgresListenerOptions {
+  address: string;
+  port: number;
+  allowPlaintext: boolean;
+  tls?: { cert: string; key: string };
+  /** Whole login (TLS, startup, token) must finish within this. */
+  loginTimeoutMs: number;
+  session: Omit<SessionContext, 'track'>;
+}
+
+export class PostgresEngine implements ProtocolEngine {
+  readonly protocol = 'postgres';
+  private server: net.Server | null = null;
+  private readonly live = new Set<(reason: SessionEndReason) => void>();
+  private readonly secureContext: tls.SecureContext | null;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: PostgresListenerOptions) {
+    this.secureContext = opts.tls ? tls.createSecureContext({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }) : null;
+    this.log = opts.session.log;
+  }
+
+  get name(): string {
+    return this.opts.session.listener;
+  }
+
+  get activeSessions(): number {
+    return this.live.size;
+  }
+
+  async start(): Promise<{ address: string; port: number }> {
+    const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.opts.port, this.opts.address, () => resolve());
+    });
+    const addr = server.address() as net.AddressInfo;
+    return { address: addr.address, port: addr.port };
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    for (const end of [...this.live]) end('agent_shutdown');
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private accept(raw: net.Socket): void {
+    const clientAddress = `${raw.remoteAddress ?? '?'}:${raw.remotePort ?? '?'}`;
+    raw.on('error', () => raw.destroy());
+    const timer = setTimeout(() => {
+      raw.end(backend.errorResponse({ severity: 'FATAL', code: '08006', message: 'login timed out' }));
+      raw.destroy();
+    }, this.opts.loginTimeoutMs);
+    this.startup(raw, clientAddress)
+      .catch((err: unknown) => {
+        const e = err as HandshakeError;
+        this.log.debug({ client: clientAddress, err: e.message }, 'startup refused');
+        if (!raw.destroyed) {
+          raw.end(backend.errorResponse({ severity: 'FATAL', code: e.sqlState ?? '08P01', message: e.message }));
+        }
+      })
+      .finally(() => clearTimeout(timer));
+  }
+
+  private async startup(raw: net.Socket, clientAddress: string): Promise<void> {
+    let socket: net.Socket = raw;
+    let reader = new HandshakeReader(raw);
+    let encrypted = false;
+    for (;;) {
+      const packet = decodeStartupPacket(await reader.startupPacket());
+      switch (packet.kind) {
+        case 'ssl': {
+          if (!this.secureContext || encrypted) {
+            socket.write('N');
+            continue;
+          }
+          // Bytes pipelined after SSLRequest would arrive unencrypted but look trusted (CVE-2021-23214).
+          if (reader.pendingBytes > 0) throw new HandshakeError('data received before the TLS handshake');
+          reader.detach();
+          socket.write('S');
+          socket = await this.upgrade(raw);
+          reader = new HandshakeReader(socket);
+          encrypted = true;
+          continue;
+        }
+        case 'gssenc':
+          socket.write('N');
+          continue;
+        case 'cancel':
+          reader.detach();
+          socket.destroy();
+          await this.opts.session.cancels.cancel(packet.processId, packet.secretKey);
+          return;
+        case 'startup': {
+          if (!encrypted && !this.opts.allowPlaintext) {
+            throw new HandshakeError(
+              'this endpoint requires TLS: connect with sslmode=require (tokens are never accepted in cleartext)',
+              '28000',
+            );
+          }
+          const unsupported = [...packet.params.keys()].filter((k) => k.startsWith('_pq_.'));
+          if (packet.minor > 0 || unsupported.length > 0) socket.write(negotiateProtocolVersion(unsupported));
+          const ctx: SessionContext = {
+            ...this.opts.session,
+            track: (end) => {
+              this.live.add(end);
+              return () => this.live.delete(end);
+            },
+          };
+          await runSession(ctx, { socket, reader, params: packet.params, tls: encrypted, clientAddress });
+          return;
+        }
+      }
+    }
+  }
+
+  private upgrade(raw: net.Socket): Promise<tls.TLSSocket> {
+    return new Promise((resolve, reject) => {
+      const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: this.secureContext! });
+      secure.once('secure', () => resolve(secure));
+      secure.once('error', (err) => reject(new HandshakeError(`TLS handshake failed: ${err.message}`)));
+    });
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * The relay between an authenticated client and its upstream connection.
+ * Both directions go through a FrameScanner, so frames are checked and
+ * statements tracked without buffering results; each direction pauses its
+ * source while the destination is congested (backpressure end to end).
+ */
+import type net from 'node:net';
+import { FrameScanner } from './wire/frame-scanner.js';
+import { backend } from './wire/backend-messages.js';
+import { StatementTracker, type StatementRecord } from './statement-tracker.js';
+import type { SessionEndReason } from '../../audit/events.js';
+
+/** Message types a client may send once logged in (protocol v3). */
+const FRONTEND_TYPES = 'BCdcfDEHFPQSX';
+/** Frontend frames the relay reads whole; all others stream through. */
+const FRONTEND_INSPECT = 'BCEFPQSX';
+/** Backend frames the relay reads whole: completions, errors, readiness. */
+const BACKEND_INSPECT = 'CIsEZ';
+
+function table(chars: string): Uint8Array {
+  const t = new Uint8Array(256);
+  for (const c of chars) t[c.charCodeAt(0)] = 1;
+  return t;
+}
+
+const frontendInspect = (() => {
+  // Unknown types are inspected too so that the handler can refuse them before any byte moves.
+  const t = new Uint8Array(256).fill(1);
+  for (const c of FRONTEND_TYPES) t[c.charCodeAt(0)] = 0;
+  for (const c of FRONTEND_INSPECT) t[c.charCodeAt(0)] = 1;
+  return t;
+})();
+const frontendValid = table(FRONTEND_TYPES);
+const backendInspect = table(BACKEND_INSPECT);
+
+export interface RelayOptions {
+  client: net.Socket;
+  upstream: net.Socket;
+  maxMessageBytes: number;
+  onStatement(record: StatementRecord): void;
+  /** Called once, when the relay is over; `cancelUpstream` is set if the server was still working. */
+  onEnd(reason: SessionEndReason, detail: string | undefined, upstreamBusy: boolean): void;
+}
+
+export class Relay {
+  private ended = false;
+  private readonly tracker: StatementTracker;
+  private readonly fromClient: FrameScanner;
+  private readonly fromUpstream: FrameScanner;
+  private terminating = false;
+
+  constructor(private readonly opts: RelayOptions) {
+    const { client, upstream } = opts;
+    this.tracker = new StatementTracker(opts.onStatement);
+
+    this.fromClient = new FrameScanner({
+      inspect: frontendInspect,
+      maxFrameBytes: opts.maxMessageBytes,
+      maxStreamedFrameBytes: opts.maxMessageBytes,
+      emit: (b) => {
+        if (!upstream.write(b)) this.throttle(client, upstream);
+      },
+      onFrame: (type, frame) => {
+        if (!frontendValid[type]) {
+          throw new Error(`unknown frontend message type 0x${type.toString(16).padStart(2, '0')}`);
+        }
+        if (type === 0x58) this.terminating = true; // Terminate: forward it, then expect the close
+        this.tracker.frontend(type, frame);
+        return undefined;
+      },
+      onProtocolError: (message) => this.fail('protocol_error', message),
+    });
+
+    this.fromUpstream = new FrameScanner({
+      inspect: backendInspect,
+      // Server frames are trusted for size, but completions/errors are small.
+      maxFrameBytes: 64 * 1024 * 1024,
+      emit: (b) => {
+        if (!client.write(b)) this.throttle(upstream, client);
+      },
+      onStreamed: (type) => {
+        if (type === 0x44) this.tracker.dataRow();
+      },
+      onFrame: (type, frame) => {
+        this.tracker.backend(type, frame);
+        return undefined;
+      },
+      onProtocolError: (message) => this.end('upstream_error', `invalid data from upstream: ${message}`),
+    });
+  }
+
+  /** Starts relaying; `pending` is anything the client sent right after its password. */
+  start(pending?: Buffer): void {
+    const { client, upstream } = this.opts;
+    client.on('data', (chunk: Buffer) => {
+      client.cork();
+      upstream.cork();
+      this.fromClient.push(chunk);
+      upstream.uncork();
+      client.uncork();
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      client.cork();
+      this.fromUpstream.push(chunk);
+      client.uncork();
+    });
+    client.on('end', () => this.end(this.terminating ? 'client_terminate' : 'client_disconnect'));
+    client.on('close', () => this.end(this.terminating ? 'client_terminate' : 'client_disconnect'));
+    client.on('error', (err) => this.end('client_disconnect', err.message));
+    upstream.on('end', () => this.end(this.terminating ? 'client_terminate' : 'upstream_closed'));
+    upstream.on('close', () => this.end(this.terminating ? 'client_terminate' : 'upstream_closed'));
+    upstream.on('error', (err) => this.end('upstream_error', err.message));
+    if (pending && pending.length > 0) this.fromClient.push(pending);
+  }
+
+  /** Pauses `source` until `sink` drains. */
+  private throttle(source: net.Socket, sink: net.Socket): void {
+    if (source.isPaused()) return;
+    source.pause();
+    sink.once('drain', () => {
+      if (!this.ended) source.resume();
+    });
+  }
+
+  /** A client protocol violation: tell the client why (if framing allows) and end. */
+  private fail(reason: SessionEndReason, message: string): void {
+    if (this.ended) return;
+    if (this.fromUpstream.atBoundary) {
+      this.opts.client.write(backend.errorResponse({ severity: 'FATAL', code: '08P01', message: `invalid frontend message: ${message}` }));
+    }
+    this.end(reason, message);
+  }
+
+  end(reason: SessionEndReason, detail?: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    const { client, upstream } = this.opts;
+    const busy = this.tracker.busy && reason !== 'upstream_closed' && reason !== 'upstream_error';
+    if (reason === 'upstream_closed' || reason === 'upstream_error') {
+      if (this.fromUpstream.atBoundary && !client.destroyed) {
+        client.write(
+          backend.errorResponse({
+            severity: 'FATAL',
+            code: '08006',
+            message: 'the connection to the upstream database was lost',
+          }),
+        );
+      }
+    }
+    client.end();
+    upstream.end();
+    // Give a polite close a moment, then make sure both sockets are gone.
+    setTimeout(() => {
+      client.destroy();
+      upstream.destroy();
+    }, 1000).unref();
+    this.opts.onEnd(reason, detail, busy);
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * One client session on the PostgreSQL engine, top to bottom:
+ * authenticate → connect upstream → relay (inspect → forward → record).
+ * The listener (listener.ts) has already negotiated TLS and read the
+ * StartupMessage.
+ */
+import type net from 'node:net';
+import type { Logger } from 'pino';
+import { backend } from './wire/backend-messages.js';
+import { HandshakeError, type HandshakeReader } from './wire/handshake-reader.js';
+import { authenticateClient, type AuthContext } from './authenticate.js';
+import { connectUpstream, UpstreamError, type UpstreamTarget } from './upstream-connect.js';
+import { Relay } from './relay.js';
+import type { CancelRegistry } from './cancel.js';
+import { AuthError } from '../../identity/index.js';
+import { uuidv7 } from '../../audit/uuidv7.js';
+import type { SessionEndReason, SessionRecorder } from '../../audit/events.js';
+
+/** Session parameters a client may set at startup; anything else (e.g. `options`) is dropped. */
+const FORWARDED_PARAMS = new Set(['application_name', 'client_encoding', 'datestyle', 'timezone', 'extra_float_digits', 'intervalstyle']);
+
+export interface SessionContext {
+  agentId: string;
+  listener: string;
+  auth: AuthContext;
+  target: UpstreamTarget;
+  recorder: SessionRecorder;
+  cancels: CancelRegistry;
+  log: Logger;
+  maxMessageBytes: number;
+  /** Registers the live session so shutdown can end it. */
+  track(end: (reason: SessionEndReason) => void): () => void;
+}
+
+export interface SessionStart {
+  socket: net.Socket;
+  reader: HandshakeReader;
+  params: Map<string, string>;
+  tls: boolean;
+  clientAddress: string;
+}
+
+function fatal(socket: net.Socket, code: string, message: string, hint?: string): void {
+  if (socket.destroyed) return;
+  socket.end(backend.errorResponse({ severity: 'FATAL', code, message, ...(hint ? { hint } : {}) }));
+}
+
+function vetParams(params: Map<string, string>, target: UpstreamTarget): Record<string, string> {
+  if (params.has('replication')) {
+    throw new HandshakeError('replication connections are not supported through Warden', '0A000');
+  }
+  const database = params.get('database') ?? params.get('user');
+  if (database !== undefined && database !== target.name && database !== target.database) {
+    throw new HandshakeError(`database "${database}" is not served by this listener; connect to "${target.name}"`, '3D000');
+  }
+  const forwarded: Record<string, string> = {};
+  for (const [key, value] of params) {
+    if (FORWARDED_PARAMS.has(key.toLowerCase())) forwarded[key] = value;
+  }
+  return forwarded;
+}
+
+export async function runSession(ctx: SessionContext, start: SessionStart): Promise<void> {
+  const { socket, reader } = start;
+  const sessionId = uuidv7();
+  const log = ctx.log.child({ sessionId, client: start.clientAddress });
+  const at = (): string => new Date().toISOString();
+  let authed: Awaited<ReturnType<typeof authenticateClient>>;
+  let forwarded: Record<string, string>;
+
+  try {
+    forwarded = vetParams(start.params, ctx.target);
+    authed = await authenticateClient(socket, reader, ctx.auth);
+  } catch (err) {
+    const code = err instanceof AuthError || err instanceof HandshakeError ? err.sqlState : '28000';
+    const reason = err instanceof AuthError ? err.reason : 'handshake';
+    log.info({ code, reason }, 'login refused');
+    ctx.recorder.record({
+      type: 'auth.refused',
+      sessionId,
+      at: at(),
+      agentId: ctx.agentId,
+      listener: ctx.listener,
+      clientAddress: start.clientAddress,
+      sqlState: code,
+      reason: (err as Error).message,
+    });
+    fatal(socket, code, (err as Error).message);
+    reader.detach();
+    return;
+  }
+
+  const { identity, role } = authed;
+  socket.write(backend.authenticationOk());
+  let upstream;
+  try {
+    upstream = await connectUpstream(ctx.target, forwarded);
+  } catch (err) {
+    const e = err as UpstreamError;
+    log.warn({ code: e.sqlState, upstreamCode: e.serverFields?.code, err: e.message }, 'upstream connection failed');
+    fatal(socket, e.sqlState ?? '08006', e.message);
+    reader.detach();
+    ctx.recorder.record({ type: 'session.end', sessionId, at: at(), reason: 'upstream_error', detail: e.message, statements: 0 });
+    return;
+  }
+  if (socket.destroyed) {
+    upstream.socket.destroy();
+    reader.detach();
+    return;
+  }
+
+  const key = ctx.cancels.register(ctx.target, upstream.processId, upstream.secretKey);
+  const hello: Buffer[] = upstream.parameters.map(([k, v]) => backend.parameterStatus(k, v));
+  hello.push(backend.backendKeyData(key.processId, key.secretKey), backend.readyForQuery('I'));
+  socket.write(Buffer.concat(hello));
+
+  ctx.recorder.record({
+    type: 'session.start',
+    sessionId,
+    at: at(),
+    agentId: ctx.agentId,
+    listener: ctx.listener,
+    target: ctx.target.name,
+    clientAddress: start.clientAddress,
+    identity: {
+      subject: identity.subject,
+      issuer: identity.issuer,
+      groups: identity.groups,
+      ...(identity.tokenId ? { tokenId: identity.tokenId } : {}),
+    },
+    role: role.name,
+    tls: start.tls,
+    ...(start.params.has('application_name') ? { applicationName: start.params.get('application_name')! } : {}),
+  });
+  log.info({ sub: identity.subject, role: role.name }, 'session started');
+
+  let seq = 0;
+  const relay = new Relay({
+    client: socket,
+    upstream: upstream.socket,
+    maxMessageBytes: ctx.maxMessageBytes,
+    onStatement: (s) => {
+      seq++;
+      ctx.recorder.record({ type: 'statement', sessionId, seq, at: at(), ...s });
+    },
+    onEnd: (reason, detail, busy) => {
+      untrack();
+      // A client that vanished mid-query must not leave the query running upstream.
+      if (busy && reason === 'client_disconnect') {
+        void ctx.cancels
+          .cancel(key.processId, key.secretKey)
+          .catch(() => undefined)
+          .finally(() => ctx.cancels.unregister(key.processId));
+      } else {
+        ctx.cancels.unregister(key.processId);
+      }
+      ctx.recorder.record({ type: 'session.end', sessionId, at: at(), reason, ...(detail ? { detail } : {}), statements: seq });
+      log.info({ reason, statements: seq }, 'session ended');
+    },
+  });
+  const untrack = ctx.track((reason) => relay.end(reason));
+  relay.start(reader.detach());
+}

@@ -1,0 +1,79 @@
+/**
+ * Starts the things a benchmark compares, each as its own process as in
+ * production: the Warden agent (compiled JS) and pgbouncer.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import type { AgentConfig } from '../../agent/src/config/types.js';
+
+export async function freePort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+  const port = (probe.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => probe.close(() => r()));
+  return port;
+}
+
+export async function waitForPort(port: number, child: ChildProcess, what: string): Promise<void> {
+  for (let i = 0; i < 150; i++) {
+    if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} did not listen on ${port}`);
+}
+
+export async function startAgentProcess(dir: string, config: AgentConfig, port: number): Promise<ChildProcess> {
+  const file = path.join(dir, 'agent.yaml');
+  fs.writeFileSync(file, stringify(config));
+  const main = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../agent/src/main.js');
+  const child = spawn(process.execPath, [main, '--config', file], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, WARDEN_LOG_LEVEL: 'warn' },
+  });
+  await waitForPort(port, child, 'agent');
+  return child;
+}
+
+/** pgbouncer refuses to run as root; -u drops to the postgres user, which must read the config. */
+export async function startPgbouncer(dir: string, upstream: { host: string; port: number; user: string; database: string }, port: number, poolSize: number): Promise<ChildProcess> {
+  fs.chmodSync(dir, 0o777); // pgbouncer runs as postgres and writes its log and pid here
+  const ini = path.join(dir, 'pgbouncer.ini');
+  fs.writeFileSync(
+    ini,
+    `[databases]
+${upstream.database} = host=${upstream.host} port=${upstream.port} dbname=${upstream.database} user=${upstream.user}
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = ${port}
+unix_socket_dir =
+auth_type = any
+pool_mode = session
+default_pool_size = ${poolSize}
+max_client_conn = ${poolSize * 4}
+logfile = ${path.join(dir, 'pgbouncer.log')}
+pidfile = ${path.join(dir, 'pgbouncer.pid')}
+`,
+  );
+  fs.chmodSync(ini, 0o644);
+  const bin = fs.existsSync('/usr/sbin/pgbouncer') ? '/usr/sbin/pgbouncer' : 'pgbouncer';
+  const args = process.getuid?.() === 0 ? ['-u', 'postgres', ini] : [ini];
+  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  await waitForPort(port, child, 'pgbouncer');
+  return child;
+}
+
+export function peakRssKb(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+}

@@ -1,0 +1,41 @@
+/** Benchmark reports: a text table for the terminal and a self-contained HTML page. */
+
+export interface ReportRow {
+  name: string;
+  value: string;
+  note?: string;
+}
+
+export interface ReportSection {
+  title: string;
+  rows: ReportRow[];
+}
+
+export function renderText(title: string, sections: ReportSection[]): string {
+  const lines = [title, '='.repeat(title.length)];
+  for (const s of sections) {
+    lines.push('', s.title);
+    const width = Math.max(...s.rows.map((r) => r.name.length));
+    for (const r of s.rows) lines.push(`  ${r.name.padEnd(width)}  ${r.value}${r.note ? `   (${r.note})` : ''}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+const escape = (s: string): string => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+
+export function renderHtml(title: string, sections: ReportSection[], meta: Record<string, string>): string {
+  const body = sections
+    .map(
+      (s) => `<h2>${escape(s.title)}</h2><table><thead><tr><th>measure</th><th>value</th><th>note</th></tr></thead><tbody>${s.rows
+        .map((r) => `<tr><td>${escape(r.name)}</td><td class="num">${escape(r.value)}</td><td>${escape(r.note ?? '')}</td></tr>`)
+        .join('')}</tbody></table>`,
+    )
+    .join('\n');
+  const metaRows = Object.entries(meta)
+    .map(([k, v]) => `<tr><td>${escape(k)}</td><td>${escape(v)}</td></tr>`)
+    .join('');
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escape(title)}</title>
+<style>body{font:14px/1.4 system-ui,sans-serif;margin:2rem;max-width:60rem}table{border-collapse:collapse;margin:.5rem 0 1.5rem}
+td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}.num{text-align:right;font-variant-numeric:tabular-nums}
+@media print{body{margin:0}}</style></head><body><h1>${escape(title)}</h1><table>${metaRows}</table>${body}</body></html>\n`;
+}

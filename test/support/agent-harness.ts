@@ -1,0 +1,104 @@
+/**
+ * Starts a real agent in-process for tests, pointed at the real PostgreSQL
+ * (or any target a test gives), with a real in-process OIDC issuer.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { pino } from 'pino';
+import { startAgent, type RunningAgent } from '../../agent/src/agent.js';
+import { parseAgentConfig } from '../../agent/src/config/load.js';
+import type { AgentConfig, PostgresListenerConfig, PostgresTargetConfig, RoleConfig, GroupMapping } from '../../agent/src/config/types.js';
+import { readJsonl } from '../../agent/src/audit/jsonl-recorder.js';
+import type { SessionEvent } from '../../agent/src/audit/events.js';
+import { services } from './services.js';
+
+export interface TestAgent {
+  agent: RunningAgent;
+  port: number;
+  dir: string;
+  config: AgentConfig;
+  recordingFile: string;
+  events(): Promise<SessionEvent[]>;
+  stop(): Promise<void>;
+}
+
+export interface TestAgentOptions {
+  issuer: string;
+  audience?: string;
+  target?: Partial<PostgresTargetConfig>;
+  listener?: Partial<PostgresListenerConfig>;
+  roles?: RoleConfig[];
+  groupMappings?: GroupMapping[];
+}
+
+export const TARGET_NAME = 'clinical';
+export const TEST_GROUP = 'warden-testers';
+
+export async function startTestAgent(opts: TestAgentOptions): Promise<TestAgent> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-agent-'));
+  const config: AgentConfig = {
+    agent: { id: 'agent-test' },
+    listeners: [
+      { name: 'pg', protocol: 'postgres', address: '127.0.0.1', port: 0, target: TARGET_NAME, allowPlaintext: true, ...opts.listener },
+    ],
+    targets: [
+      {
+        name: TARGET_NAME,
+        kind: 'postgres',
+        host: services.postgres.host,
+        port: services.postgres.port,
+        database: services.postgres.database,
+        user: services.postgres.user,
+        ...opts.target,
+      },
+    ],
+    identity: {
+      issuers: [{ issuer: opts.issuer, audience: opts.audience ?? 'warden' }],
+      groupMappings: opts.groupMappings ?? [{ group: TEST_GROUP, role: 'tester' }],
+    },
+    roles: opts.roles ?? [{ name: 'tester', targets: [TARGET_NAME] }],
+    recording: { kind: 'jsonl', path: path.join(dir, 'sessions.jsonl') },
+  };
+  // Round-trip through the real validator so tests exercise the same checks as the CLI.
+  const checked = parseAgentConfig(JSON.stringify(config), 'test-config');
+  const agent = await startAgent(checked, { baseDir: dir, logger: pino({ level: process.env.WARDEN_TEST_LOG ?? 'silent' }) });
+  const recordingFile = path.join(dir, 'sessions.jsonl');
+  return {
+    agent,
+    port: agent.addresses.get('pg')!.port,
+    dir,
+    config: checked,
+    recordingFile,
+    async events() {
+      await agent.recorder.flush();
+      return readJsonl(recordingFile);
+    },
+    async stop() {
+      await agent.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A node-postgres client through the agent, the token as its password. */
+export async function connectThroughAgent(port: number, token: string, extra: Partial<pg.ClientConfig> = {}): Promise<pg.Client> {
+  const client = new pg.Client({
+    host: '127.0.0.1',
+    port,
+    user: 'ai-agent',
+    database: TARGET_NAME,
+    password: token,
+    ...extra,
+  });
+  await client.connect();
+  return client;
+}
+
+/** A direct client to the real PostgreSQL, for setup and for checking what the upstream saw. */
+export async function directClient(): Promise<pg.Client> {
+  const client = new pg.Client({ ...services.postgres });
+  await client.connect();
+  return client;
+}
