@@ -61,6 +61,8 @@ auth_type = any
 pool_mode = session
 default_pool_size = ${poolSize}
 max_client_conn = ${poolSize * 4}
+log_connections = 0
+log_disconnections = 0
 logfile = ${path.join(dir, 'pgbouncer.log')}
 pidfile = ${path.join(dir, 'pgbouncer.pid')}
 `,

@@ -48,6 +48,11 @@ export class Relay {
   private readonly fromClient: FrameScanner;
   private readonly fromUpstream: FrameScanner;
   private terminating = false;
+  /** What one input chunk produced, written in one go: usually a single buffer, so a single write. */
+  private readonly toUpstream: Buffer[] = [];
+  private readonly toClient: Buffer[] = [];
+  /** True while a socket's data handler runs; output produced later (a delayed verdict) is written at once. */
+  private inPush = false;
 
   constructor(private readonly opts: RelayOptions) {
     const { client, upstream } = opts;
@@ -58,7 +63,8 @@ export class Relay {
       maxFrameBytes: opts.maxMessageBytes,
       maxStreamedFrameBytes: opts.maxMessageBytes,
       emit: (b) => {
-        if (!upstream.write(b)) this.throttle(client, upstream);
+        this.toUpstream.push(b);
+        if (!this.inPush) this.drain(this.toUpstream, upstream, client);
       },
       onFrame: (type, frame) => {
         if (!frontendValid[type]) {
@@ -76,7 +82,8 @@ export class Relay {
       // Server frames are trusted for size, but completions/errors are small.
       maxFrameBytes: 64 * 1024 * 1024,
       emit: (b) => {
-        if (!client.write(b)) this.throttle(upstream, client);
+        this.toClient.push(b);
+        if (!this.inPush) this.drain(this.toClient, client, upstream);
       },
       onStreamed: (type) => {
         if (type === 0x44) this.tracker.dataRow();
@@ -93,16 +100,17 @@ export class Relay {
   start(pending?: Buffer): void {
     const { client, upstream } = this.opts;
     client.on('data', (chunk: Buffer) => {
-      client.cork();
-      upstream.cork();
+      this.inPush = true;
       this.fromClient.push(chunk);
-      upstream.uncork();
-      client.uncork();
+      this.inPush = false;
+      this.drain(this.toClient, client, upstream);
+      this.drain(this.toUpstream, upstream, client);
     });
     upstream.on('data', (chunk: Buffer) => {
-      client.cork();
+      this.inPush = true;
       this.fromUpstream.push(chunk);
-      client.uncork();
+      this.inPush = false;
+      this.drain(this.toClient, client, upstream);
     });
     client.on('end', () => this.end(this.terminating ? 'client_terminate' : 'client_disconnect'));
     client.on('close', () => this.end(this.terminating ? 'client_terminate' : 'client_disconnect'));
@@ -111,6 +119,22 @@ export class Relay {
     upstream.on('close', () => this.end(this.terminating ? 'client_terminate' : 'upstream_closed'));
     upstream.on('error', (err) => this.end('upstream_error', err.message));
     if (pending && pending.length > 0) this.fromClient.push(pending);
+  }
+
+  /** Writes what is queued for `sink`; pauses `source` while `sink` is congested. */
+  private drain(queue: Buffer[], sink: net.Socket, source: net.Socket): void {
+    const n = queue.length;
+    if (n === 0) return;
+    let ok: boolean;
+    if (n === 1) ok = sink.write(queue[0]!);
+    else {
+      sink.cork();
+      for (let i = 0; i < n; i++) sink.write(queue[i]!);
+      sink.uncork();
+      ok = !sink.writableNeedDrain;
+    }
+    queue.length = 0;
+    if (!ok) this.throttle(source, sink);
   }
 
   /** Pauses `source` until `sink` drains. */

@@ -141,7 +141,18 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
     maxMessageBytes: ctx.maxMessageBytes,
     onStatement: (s) => {
       seq++;
-      ctx.recorder.record({ type: 'statement', sessionId, seq, at: at(), ...s });
+      ctx.recorder.record({
+        type: 'statement',
+        sessionId,
+        seq,
+        at: at(),
+        protocol: s.protocol,
+        text: s.text,
+        tag: s.tag,
+        rows: s.rows,
+        error: s.error,
+        durationMs: s.durationMs,
+      });
     },
     onEnd: (reason, detail, busy) => {
       untrack();
