@@ -28,5 +28,6 @@ export function resolveSecret(ref: string, baseDir = process.cwd()): string {
       throw new SecretError(`secret ${ref}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
   }
-  throw new SecretError(`"${ref.slice(0, 8)}…" is not a secret reference: use env:NAME or file:PATH`);
+  // Never echo the value: it may be a secret pasted where a reference belongs.
+  throw new SecretError('value is not a secret reference: use env:NAME or file:PATH');
 }

@@ -1,0 +1,120 @@
+/**
+ * Masks result rows on the wire. A RowDescription is rewritten so masked
+ * columns are described as `text` (OID 25): the binary form of text is its
+ * UTF-8 bytes, so a masked value is valid whatever format the client asked
+ * for. Each DataRow is rebuilt in one allocation; rows of results with
+ * nothing to mask never reach this code (the relay only inspects DataRows
+ * while a mask plan is active).
+ */
+import { binaryToTextBuffer, MASKED_COLUMN_TYPE_OID, DEFAULT_REDACTION, type Masker } from '../../masking/index.js';
+
+export interface RowField {
+  name: string;
+  tableOid: number;
+  attnum: number;
+  typeOid: number;
+  format: number;
+}
+
+/** Reads a RowDescription frame (type byte included). */
+export function parseRowDescription(frame: Buffer): RowField[] {
+  const count = frame.readInt16BE(5);
+  const fields: RowField[] = [];
+  let pos = 7;
+  for (let i = 0; i < count; i++) {
+    const end = frame.indexOf(0, pos);
+    if (end < 0) throw new Error('malformed RowDescription');
+    const name = frame.toString('utf8', pos, end);
+    pos = end + 1;
+    fields.push({
+      name,
+      tableOid: frame.readUInt32BE(pos),
+      attnum: frame.readInt16BE(pos + 4),
+      typeOid: frame.readUInt32BE(pos + 6),
+      format: frame.readInt16BE(pos + 16),
+    });
+    pos += 18;
+  }
+  return fields;
+}
+
+/** Copy of a RowDescription with the given columns re-described as text. */
+export function rewriteRowDescription(frame: Buffer, masked: ReadonlySet<number>): Buffer {
+  const out = Buffer.from(frame);
+  const count = out.readInt16BE(5);
+  let pos = 7;
+  for (let i = 0; i < count; i++) {
+    pos = out.indexOf(0, pos) + 1;
+    if (masked.has(i)) {
+      out.writeUInt32BE(MASKED_COLUMN_TYPE_OID, pos + 6);
+      out.writeInt16BE(-1, pos + 10); // typlen: varlena
+      out.writeInt32BE(-1, pos + 12); // typmod: none
+    }
+    pos += 18;
+  }
+  return out;
+}
+
+const REDACTED = Buffer.from(DEFAULT_REDACTION);
+
+export interface ColumnMask {
+  masker: Masker;
+  /** Original type, needed to read a binary-format value before masking. */
+  typeOid: number;
+  /** 1 when the client receives this column in binary format. */
+  format: number;
+}
+
+/** Rewrites DataRows for one result: columns by index → how to mask them. */
+export class RowMasker {
+  /** Values masked so far (for the audit record). */
+  maskedValues = 0;
+  private readonly byIndex: Array<ColumnMask | undefined>;
+
+  constructor(masks: Map<number, ColumnMask>) {
+    const max = Math.max(-1, ...masks.keys());
+    this.byIndex = Array.from({ length: max + 1 }, (_, i) => masks.get(i));
+  }
+
+  /** Returns a new DataRow frame with masked values. */
+  rewrite(frame: Buffer): Buffer {
+    const count = frame.readInt16BE(5);
+    const pieces: Array<Buffer | null> = new Array(count);
+    let pos = 7;
+    let size = 7;
+    for (let i = 0; i < count; i++) {
+      const len = frame.readInt32BE(pos);
+      const start = pos + 4;
+      const end = len < 0 ? start : start + len;
+      if (end > frame.length) throw new Error('malformed DataRow');
+      const mask = i < this.byIndex.length ? this.byIndex[i] : undefined;
+      if (mask === undefined || len < 0) {
+        pieces[i] = len < 0 ? null : frame.subarray(start, end);
+      } else {
+        let value = frame.subarray(start, end);
+        if (mask.format === 1) value = binaryToTextBuffer(mask.typeOid, value) ?? REDACTED;
+        pieces[i] = mask.masker(value);
+        this.maskedValues++;
+      }
+      size += 4 + (pieces[i]?.length ?? 0);
+      pos = end;
+    }
+    const out = Buffer.allocUnsafe(size);
+    out[0] = 0x44;
+    out.writeInt32BE(size - 1, 1);
+    out.writeInt16BE(count, 5);
+    let w = 7;
+    for (let i = 0; i < count; i++) {
+      const p = pieces[i];
+      if (p === null || p === undefined) {
+        out.writeInt32BE(-1, w);
+        w += 4;
+      } else {
+        out.writeInt32BE(p.length, w);
+        p.copy(out, w + 4);
+        w += 4 + p.length;
+      }
+    }
+    return out;
+  }
+}
