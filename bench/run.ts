@@ -46,7 +46,8 @@ async function main(): Promise<void> {
       listeners: [{ name: 'pg', protocol: 'postgres', address: '127.0.0.1', port: agentPort, target: database, allowPlaintext: true }],
       targets: [{ name: database, kind: 'postgres', host: pgHost, port: pgPort, database, user: pgUser }],
       identity: { issuers: [{ issuer: issuer.issuer, audience: 'warden' }], groupMappings: [{ group: 'bench', role: 'bench' }] },
-      roles: [{ name: 'bench', targets: [database] }],
+      roles: [{ name: 'bench', targets: [database], defaultAction: 'allow', tables: [] }],
+      enforcement: 'relay-only',
       recording: { kind: 'jsonl', path: path.join(work, 'sessions.jsonl') },
     };
     log('starting the agent and pgbouncer');

@@ -16,6 +16,11 @@ import { PostgresEngine } from './engines/postgres/listener.js';
 import type { UpstreamTarget } from './engines/postgres/upstream-connect.js';
 import type { ProtocolEngine } from './engines/engine.js';
 import { createLogger } from './log.js';
+import { bundleFromConfig } from './config/to-bundle.js';
+import { TargetPolicy } from './policy/target-policy.js';
+import { CompiledPolicy } from './policy/compiled-policy.js';
+import { connectCatalog, type CatalogConnection } from './policy/catalog-connection.js';
+import { loadParser } from './sql/index.js';
 
 export interface RunningAgent {
   engines: ProtocolEngine[];
@@ -28,6 +33,8 @@ export interface RunningAgent {
 export interface StartOptions {
   /** Folder that relative paths in the config are taken from. */
   baseDir?: string;
+  /** Name of the config file, for error messages. */
+  configFile?: string;
   logger?: Logger;
   recorder?: SessionRecorder;
 }
@@ -59,6 +66,37 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
   const roles = new Map(config.roles.map((r) => [r.name, r]));
   const targets = new Map(config.targets.map((t) => [t.name, resolveTarget(t, baseDir)]));
 
+  // Policy: compiled by the same compiler as the control plane's. Each target's catalog is read on
+  // first use, so an agent starts (and keeps serving other targets) while a database is down.
+  const bundle = (config.enforcement ?? 'policy') === 'policy' ? bundleFromConfig(config, options.configFile ?? 'agent config') : undefined;
+  const catalogs: CatalogConnection[] = [];
+  const policies = new Map<string, TargetPolicy>();
+  const loading = new Map<string, Promise<TargetPolicy>>();
+  const policyFor = (target: UpstreamTarget): Promise<TargetPolicy> => {
+    const ready = policies.get(target.name);
+    if (ready) return Promise.resolve(ready);
+    let p = loading.get(target.name);
+    if (!p) {
+      p = (async () => {
+        await loadParser();
+        const catalog = await connectCatalog(target, log.child({ target: target.name }));
+        catalogs.push(catalog);
+        const policy = new TargetPolicy(bundle!, target.name, baseDir, catalog.catalog);
+        policies.set(target.name, policy);
+        return policy;
+      })().finally(() => loading.delete(target.name));
+      loading.set(target.name, p);
+    }
+    return p;
+  };
+  if (bundle) {
+    // Strategies and keys are checked now: a broken policy stops the agent at start, not at a query.
+    new CompiledPolicy(bundle, '*', baseDir);
+    log.info({ version: bundle.version, roles: bundle.roles.length }, 'policy loaded');
+  } else {
+    log.warn('enforcement is relay-only: statements are relayed without inspection or masking');
+  }
+
   const engines: ProtocolEngine[] = config.listeners.map((l) => {
     const target = targets.get(l.target)!;
     return new PostgresEngine({
@@ -83,6 +121,13 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
         cancels,
         log: log.child({ listener: l.name }),
         maxMessageBytes: l.maxMessageBytes ?? 64 * 1024 * 1024,
+        ...(bundle
+          ? {
+              preparePolicy: async (role: string) => (await policyFor(target)).forRole(role),
+              bundleVersion: () => bundle.version,
+              onDdl: () => void catalogs.find((c) => c.target === target.name)?.refresh(),
+            }
+          : {}),
       },
     });
   });
@@ -92,6 +137,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
     for (const engine of engines) addresses.set(engine.name, await engine.start());
   } catch (err) {
     await Promise.all(engines.map((e) => e.stop()));
+    await Promise.all(catalogs.map((c) => c.close()));
     throw err;
   }
   log.info({ listeners: Object.fromEntries(addresses) }, 'agent started');
@@ -102,6 +148,7 @@ export async function startAgent(config: AgentConfig, options: StartOptions = {}
     recorder,
     async stop() {
       await Promise.all(engines.map((e) => e.stop()));
+      await Promise.all(catalogs.map((c) => c.close()));
       await recorder.flush().catch(() => undefined);
       await recorder.close();
     },

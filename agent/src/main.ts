@@ -29,7 +29,7 @@ const log = createLogger();
 try {
   const file = values.config;
   const config = loadAgentConfig(file);
-  const agent = await startAgent(config, { baseDir: path.dirname(path.resolve(file)), logger: log });
+  const agent = await startAgent(config, { baseDir: path.dirname(path.resolve(file)), logger: log, configFile: path.resolve(file) });
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;

@@ -27,15 +27,16 @@ beforeAll(async () => {
   const roles = [
     { name: 'tester', targets: ['clinical'] },
     { name: 'other', targets: ['clinical'] },
-    { name: 'elsewhere', targets: [] },
+    { name: 'elsewhere', targets: ['elsewhere-db'] },
   ];
   const groupMappings = [
     { group: TEST_GROUP, role: 'tester' },
     { group: 'other-group', role: 'other' },
     { group: 'elsewhere-group', role: 'elsewhere' },
   ];
-  guarded = await startTestAgent({ issuer: issuer.issuer, target: { host: '127.0.0.1', port: tripPort, connectTimeoutMs: 1000 }, roles, groupMappings });
-  live = await startTestAgent({ issuer: issuer.issuer, roles, groupMappings });
+  const extraTargets = [{ name: 'elsewhere-db', kind: 'postgres' as const, host: '127.0.0.1', port: tripPort, database: 'x', user: 'x' }];
+  guarded = await startTestAgent({ issuer: issuer.issuer, target: { host: '127.0.0.1', port: tripPort, connectTimeoutMs: 1000 }, roles, groupMappings, extraTargets });
+  live = await startTestAgent({ issuer: issuer.issuer, roles, groupMappings, extraTargets });
 });
 
 afterAll(async () => {

@@ -31,7 +31,15 @@ export interface TestAgentOptions {
   listener?: Partial<PostgresListenerConfig>;
   roles?: RoleConfig[];
   groupMappings?: GroupMapping[];
+  classification?: unknown[];
+  masking?: unknown[];
+  /** More targets beside the default one (for roles bound elsewhere). */
+  extraTargets?: PostgresTargetConfig[];
+  enforcement?: 'policy' | 'relay-only';
 }
+
+/** Every statement kind: the default test role may do anything, but every statement is still parsed and decided. */
+export const ALL_KINDS = ['select', 'insert', 'update', 'delete', 'merge', 'ddl', 'truncate', 'copy-out', 'copy-in', 'dcl', 'transaction', 'session', 'explain', 'call', 'maintenance', 'other'];
 
 export const TARGET_NAME = 'clinical';
 export const TEST_GROUP = 'warden-testers';
@@ -53,12 +61,16 @@ export async function startTestAgent(opts: TestAgentOptions): Promise<TestAgent>
         user: services.postgres.user,
         ...opts.target,
       },
+      ...(opts.extraTargets ?? []),
     ],
     identity: {
       issuers: [{ issuer: opts.issuer, audience: opts.audience ?? 'warden' }],
       groupMappings: opts.groupMappings ?? [{ group: TEST_GROUP, role: 'tester' }],
     },
-    roles: opts.roles ?? [{ name: 'tester', targets: [TARGET_NAME] }],
+    roles: opts.roles ?? [{ name: 'tester', targets: [TARGET_NAME], statementKinds: ALL_KINDS, defaultAction: 'allow', tables: [] }],
+    ...(opts.classification ? { classification: opts.classification } : {}),
+    ...(opts.masking ? { masking: opts.masking } : {}),
+    ...(opts.enforcement ? { enforcement: opts.enforcement } : {}),
     recording: { kind: 'jsonl', path: path.join(dir, 'sessions.jsonl') },
   };
   // Round-trip through the real validator so tests exercise the same checks as the CLI.

@@ -56,6 +56,16 @@ export type SessionEvent =
       rows: number;
       error?: { code: string; message: string };
       durationMs: number;
+      /** allow / mask / deny by policy; unchecked when no policy is configured. */
+      decision: 'allow' | 'mask' | 'deny' | 'unchecked';
+      ruleIds?: string[];
+      maskedColumns?: Array<{ column: string; strategy: string }>;
+      /** Values replaced on the wire in this statement's result. */
+      maskedValues?: number;
+      /** The result was cut at the role's row limit. */
+      truncated?: boolean;
+      /** Policy bundle version (commit) that decided. */
+      bundleVersion?: string;
     }
   | {
       type: 'session.end';

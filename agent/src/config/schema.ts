@@ -107,11 +107,14 @@ export const agentConfigSchema = {
       type: 'array',
       items: {
         type: 'object',
-        additionalProperties: false,
+        // Policy fields follow the Role kind's schema and are checked by the shared compiler.
         required: ['name', 'targets'],
         properties: { name, targets: { type: 'array', items: name } },
       },
     },
+    classification: { type: 'array' },
+    masking: { type: 'array' },
+    enforcement: { enum: ['policy', 'relay-only'] },
     recording: {
       type: 'object',
       additionalProperties: false,

@@ -36,6 +36,12 @@ export interface RoleConfig {
   name: string;
   /** Targets this role may connect to. */
   targets: string[];
+  /**
+   * The rest of a role is the config repository's Role spec (statementKinds,
+   * maxRows, rowLimitAction, defaultAction, tables), checked by the shared
+   * compiler (control-plane/src/config).
+   */
+  [policyField: string]: unknown;
 }
 
 export interface ListenerTlsConfig {
@@ -82,5 +88,14 @@ export interface AgentConfig {
   targets: PostgresTargetConfig[];
   identity: IdentityConfig;
   roles: RoleConfig[];
+  /** Classification rules (the Classification kind's `rules`). */
+  classification?: unknown[];
+  /** Masking strategies (MaskingStrategy kind specs). */
+  masking?: unknown[];
+  /**
+   * `policy` (default): every statement is parsed and decided by the role's rules.
+   * `relay-only`: no inspection at all — a plain authenticated proxy, for measurement and migration.
+   */
+  enforcement?: 'policy' | 'relay-only';
   recording: RecordingConfig;
 }

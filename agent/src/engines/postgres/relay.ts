@@ -7,15 +7,17 @@
 import type net from 'node:net';
 import { FrameScanner } from './wire/frame-scanner.js';
 import { backend } from './wire/backend-messages.js';
-import { StatementTracker, type StatementRecord } from './statement-tracker.js';
+import { PendingQueue } from './pending.js';
+import { FrontendInspector, type StatementPolicy } from './inspect.js';
+import { BackendMasker, type FieldPolicy, type StatementRecord } from './mask.js';
 import type { SessionEndReason } from '../../audit/events.js';
 
 /** Message types a client may send once logged in (protocol v3). */
 const FRONTEND_TYPES = 'BCdcfDEHFPQSX';
 /** Frontend frames the relay reads whole; all others stream through. */
-const FRONTEND_INSPECT = 'BCEFPQSX';
-/** Backend frames the relay reads whole: completions, errors, readiness. */
-const BACKEND_INSPECT = 'CIsEZ';
+const FRONTEND_INSPECT = 'BCDEFPQSX';
+/** Backend frames the relay reads whole: answers it attributes to requests (DataRows only on demand). */
+const BACKEND_INSPECT = 'CIsEZT123tn';
 
 function table(chars: string): Uint8Array {
   const t = new Uint8Array(256);
@@ -31,12 +33,13 @@ const frontendInspect = (() => {
   return t;
 })();
 const frontendValid = table(FRONTEND_TYPES);
-const backendInspect = table(BACKEND_INSPECT);
 
 export interface RelayOptions {
   client: net.Socket;
   upstream: net.Socket;
   maxMessageBytes: number;
+  /** The role's policy for this session; null relays without inspection (no policy configured). */
+  policy: (StatementPolicy & FieldPolicy) | null;
   onStatement(record: StatementRecord): void;
   /** Called once, when the relay is over; `cancelUpstream` is set if the server was still working. */
   onEnd(reason: SessionEndReason, detail: string | undefined, upstreamBusy: boolean): void;
@@ -44,7 +47,8 @@ export interface RelayOptions {
 
 export class Relay {
   private ended = false;
-  private readonly tracker: StatementTracker;
+  private readonly inspector: FrontendInspector;
+  private readonly masker: BackendMasker;
   private readonly fromClient: FrameScanner;
   private readonly fromUpstream: FrameScanner;
   private terminating = false;
@@ -56,7 +60,11 @@ export class Relay {
 
   constructor(private readonly opts: RelayOptions) {
     const { client, upstream } = opts;
-    this.tracker = new StatementTracker(opts.onStatement);
+    const queue = new PendingQueue();
+    // Per session: the masker switches DataRow inspection on and off as results need it.
+    const backendInspect = table(BACKEND_INSPECT);
+    this.inspector = new FrontendInspector(queue, opts.policy);
+    this.masker = new BackendMasker(queue, backendInspect, opts.policy, this.inspector.prepared, opts.onStatement);
 
     this.fromClient = new FrameScanner({
       inspect: frontendInspect,
@@ -71,8 +79,7 @@ export class Relay {
           throw new Error(`unknown frontend message type 0x${type.toString(16).padStart(2, '0')}`);
         }
         if (type === 0x58) this.terminating = true; // Terminate: forward it, then expect the close
-        this.tracker.frontend(type, frame);
-        return undefined;
+        return this.inspector.frame(type, frame);
       },
       onProtocolError: (message) => this.fail('protocol_error', message),
     });
@@ -85,13 +92,8 @@ export class Relay {
         this.toClient.push(b);
         if (!this.inPush) this.drain(this.toClient, client, upstream);
       },
-      onStreamed: (type) => {
-        if (type === 0x44) this.tracker.dataRow();
-      },
-      onFrame: (type, frame) => {
-        this.tracker.backend(type, frame);
-        return undefined;
-      },
+      onStreamed: (type) => this.masker.streamed(type),
+      onFrame: (type, frame) => this.masker.frame(type, frame),
       onProtocolError: (message) => this.end('upstream_error', `invalid data from upstream: ${message}`),
     });
   }
@@ -159,7 +161,7 @@ export class Relay {
     if (this.ended) return;
     this.ended = true;
     const { client, upstream } = this.opts;
-    const busy = this.tracker.busy && reason !== 'upstream_closed' && reason !== 'upstream_error';
+    const busy = this.masker.busy && reason !== 'upstream_closed' && reason !== 'upstream_error';
     if (reason === 'upstream_closed' || reason === 'upstream_error') {
       if (this.fromUpstream.atBoundary && !client.destroyed) {
         client.write(

@@ -11,10 +11,15 @@ import { HandshakeError, type HandshakeReader } from './wire/handshake-reader.js
 import { authenticateClient, type AuthContext } from './authenticate.js';
 import { connectUpstream, UpstreamError, type UpstreamTarget } from './upstream-connect.js';
 import { Relay } from './relay.js';
+import type { StatementPolicy } from './inspect.js';
+import type { FieldPolicy } from './mask.js';
 import type { CancelRegistry } from './cancel.js';
 import { AuthError } from '../../identity/index.js';
 import { uuidv7 } from '../../audit/uuidv7.js';
 import type { SessionEndReason, SessionRecorder } from '../../audit/events.js';
+
+/** Command tags after which the catalog (tables, columns, views) may have changed. */
+const DDL_TAG = /^(CREATE|ALTER|DROP|COMMENT|GRANT|REVOKE|SELECT INTO|REFRESH|IMPORT)\b/;
 
 /** Session parameters a client may set at startup; anything else (e.g. `options`) is dropped. */
 const FORWARDED_PARAMS = new Set(['application_name', 'client_encoding', 'datestyle', 'timezone', 'extra_float_digits', 'intervalstyle']);
@@ -28,6 +33,15 @@ export interface SessionContext {
   cancels: CancelRegistry;
   log: Logger;
   maxMessageBytes: number;
+  /**
+   * The session's policy for a role, ready to decide (the target's catalog loaded). Absent when the
+   * agent runs relay-only; rejects when the catalog cannot be read (the session is then refused).
+   */
+  preparePolicy?: (role: string) => Promise<(StatementPolicy & FieldPolicy) | null>;
+  /** Version (commit) of the policy in force, recorded with each decision. */
+  bundleVersion?: () => string | undefined;
+  /** Called after a statement that changed the schema: cached analyses must be redone. */
+  onDdl?: () => void;
   /** Registers the live session so shutdown can end it. */
   track(end: (reason: SessionEndReason) => void): () => void;
 }
@@ -103,6 +117,21 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
     ctx.recorder.record({ type: 'session.end', sessionId, at: at(), reason: 'upstream_error', detail: e.message, statements: 0 });
     return;
   }
+  let policy: (StatementPolicy & FieldPolicy) | null = null;
+  if (ctx.preparePolicy) {
+    try {
+      policy = await ctx.preparePolicy(role.name);
+      if (!policy) throw new Error(`role "${role.name}" has no policy in the bundle`);
+    } catch (err) {
+      // Without a catalog no statement can be classified: refuse the session rather than relay blind.
+      log.error({ err: (err as Error).message }, 'policy not ready');
+      upstream.socket.destroy();
+      fatal(socket, '08006', `Warden cannot classify statements for target ${ctx.target.name} right now; try again shortly`);
+      reader.detach();
+      ctx.recorder.record({ type: 'session.end', sessionId, at: at(), reason: 'upstream_error', detail: (err as Error).message, statements: 0 });
+      return;
+    }
+  }
   if (socket.destroyed) {
     upstream.socket.destroy();
     reader.detach();
@@ -135,12 +164,15 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
   log.info({ sub: identity.subject, role: role.name }, 'session started');
 
   let seq = 0;
+  const bundleVersion = ctx.bundleVersion?.();
   const relay = new Relay({
     client: socket,
     upstream: upstream.socket,
     maxMessageBytes: ctx.maxMessageBytes,
+    policy,
     onStatement: (s) => {
       seq++;
+      if (s.tag && DDL_TAG.test(s.tag)) ctx.onDdl?.();
       ctx.recorder.record({
         type: 'statement',
         sessionId,
@@ -152,6 +184,12 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
         rows: s.rows,
         error: s.error,
         durationMs: s.durationMs,
+        decision: s.decision,
+        ruleIds: s.ruleIds,
+        maskedColumns: s.maskedColumns,
+        maskedValues: s.maskedValues,
+        truncated: s.truncated,
+        bundleVersion,
       });
     },
     onEnd: (reason, detail, busy) => {

@@ -1,0 +1,148 @@
+/**
+ * Inspect: every statement a client sends is decided before it is
+ * forwarded. Simple queries are decided at Query, extended ones at Parse
+ * (the decision travels with the prepared statement to Bind/Execute). A
+ * refused statement is not forwarded: it is replaced by a text the server
+ * rejects at parse time, so the server itself produces the error in the
+ * right place of the stream and puts an open transaction into the failed
+ * state, exactly as a real error would; the error is then rewritten into
+ * the policy's message (see mask.ts). Nothing that cannot be parsed or
+ * decided ever reaches the database.
+ */
+import type { FrameVerdict } from './wire/frame-scanner.js';
+import { buildExecute, buildParse, buildQuery, cstring, readBind, readExecute, readParse } from './wire/frontend-messages.js';
+import type { PendingQueue, Pending } from './pending.js';
+import type { Decision } from '../../policy/decide.js';
+import type { RowField } from './result-masker.js';
+
+/** Parses as a syntax error in every PostgreSQL version; never executes anything. */
+export const REFUSAL_SQL = 'WARDEN REFUSED THIS STATEMENT';
+
+/** What the inspector needs from the policy layer for one session. */
+export interface StatementPolicy {
+  /** Decision for a statement string. Throwing refuses it (fail closed). */
+  decide(text: string): Decision;
+  readonly maxRows: number;
+}
+
+export interface PreparedStatement {
+  text: string;
+  decision?: Decision;
+  refusal?: Pending['refusal'];
+  fields?: RowField[];
+}
+
+interface Portal {
+  statement: string;
+  formats: number[];
+}
+
+export class FrontendInspector {
+  readonly prepared = new Map<string, PreparedStatement>();
+  private readonly portals = new Map<string, Portal>();
+
+  constructor(
+    private readonly queue: PendingQueue,
+    private readonly policy: StatementPolicy | null,
+  ) {}
+
+  private judge(text: string): { decision?: Decision; refusal?: Pending['refusal'] } {
+    if (!this.policy) return {};
+    let decision: Decision;
+    try {
+      decision = this.policy.decide(text);
+    } catch (err) {
+      return { refusal: { message: `statement refused: ${(err as Error).message}`, ruleId: 'builtin/unparseable' } };
+    }
+    if (decision.action === 'deny') {
+      return { decision, refusal: { message: decision.reason ?? 'statement refused by policy', ruleId: decision.ruleIds[0] ?? 'policy' } };
+    }
+    return { decision };
+  }
+
+  /** Frontend frame (type byte included) → verdict for the scanner. */
+  frame(type: number, frame: Buffer): FrameVerdict {
+    const startedAt = performance.now();
+    switch (type) {
+      case 0x51: { // Query
+        const text = cstring(frame, 5)[0];
+        const { decision, refusal } = this.judge(text);
+        this.queue.push({ kind: 'simple', text, startedAt, stmtIndex: 0, ...(decision ? { decision } : {}), ...(refusal ? { refusal } : {}) });
+        return refusal ? buildQuery(REFUSAL_SQL) : undefined;
+      }
+      case 0x50: { // Parse
+        const { name, text } = readParse(frame);
+        const { decision, refusal } = this.judge(text);
+        this.prepared.set(name, { text, ...(decision ? { decision } : {}), ...(refusal ? { refusal } : {}) });
+        this.queue.push({ kind: 'parse', text, startedAt, stmtIndex: 0, ...(refusal ? { refusal } : {}) });
+        return refusal ? buildParse(name, REFUSAL_SQL) : undefined;
+      }
+      case 0x42: { // Bind
+        const bind = readBind(frame);
+        this.portals.set(bind.portal, { statement: bind.statement, formats: bind.resultFormats });
+        const refusal = this.prepared.get(bind.statement)?.refusal;
+        this.queue.push({ kind: 'bind', text: '', startedAt, stmtIndex: 0, ...(refusal ? { refusal } : {}) });
+        // A refused statement was never prepared upstream; make the Bind fail in place with the policy's reason.
+        return refusal ? buildParse('', REFUSAL_SQL) : undefined;
+      }
+      case 0x44: { // Describe
+        const what = frame[5];
+        const name = cstring(frame, 6)[0];
+        const portal = what === 0x50 ? this.portals.get(name) : undefined;
+        const statementName = what === 0x50 ? portal?.statement : name;
+        const stmt = statementName !== undefined ? this.prepared.get(statementName) : undefined;
+        this.queue.push({
+          kind: 'describe',
+          text: stmt?.text ?? '',
+          startedAt,
+          stmtIndex: 0,
+          ...(stmt?.decision ? { decision: stmt.decision } : {}),
+          ...(statementName !== undefined ? { statementName } : {}),
+          formats: portal?.formats ?? [],
+        });
+        return undefined;
+      }
+      case 0x45: { // Execute
+        const { portal: portalName, maxRows } = readExecute(frame);
+        const portal = this.portals.get(portalName);
+        const stmt = portal ? this.prepared.get(portal.statement) : undefined;
+        const entry: Pending = {
+          kind: 'execute',
+          text: stmt?.text ?? '',
+          startedAt,
+          stmtIndex: 0,
+          formats: portal?.formats ?? [],
+          clientMaxRows: maxRows,
+          ...(portal ? { statementName: portal.statement } : {}),
+          ...(stmt?.decision ? { decision: stmt.decision } : {}),
+          ...(stmt?.fields ? { fields: stmt.fields } : {}),
+        };
+        this.queue.push(entry);
+        // Ask the server for one row past the cap so it stops early and we can tell the result was cut.
+        const cap = this.policy?.maxRows ?? 0;
+        if (cap > 0 && (maxRows === 0 || maxRows > cap)) return buildExecute(portalName, cap + 1);
+        return undefined;
+      }
+      case 0x43: { // Close
+        const name = cstring(frame, 6)[0];
+        if (frame[5] === 0x53) this.prepared.delete(name);
+        else this.portals.delete(name);
+        this.queue.push({ kind: 'close', text: '', startedAt, stmtIndex: 0 });
+        return undefined;
+      }
+      case 0x46: { // FunctionCall: calls a function by OID, which no policy can vet
+        if (this.policy) {
+          this.queue.push({ kind: 'simple', text: '<function call>', startedAt, stmtIndex: 0, refusal: { message: 'the function-call protocol is not permitted through Warden', ruleId: 'builtin/function-call' } });
+          return buildQuery(REFUSAL_SQL);
+        }
+        this.queue.push({ kind: 'fcall', text: '<function call>', startedAt, stmtIndex: 0 });
+        return undefined;
+      }
+      case 0x53: // Sync
+        this.queue.push({ kind: 'sync', text: '', startedAt, stmtIndex: 0 });
+        return undefined;
+      default:
+        return undefined;
+    }
+  }
+}

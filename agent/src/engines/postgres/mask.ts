@@ -1,0 +1,284 @@
+/**
+ * Mask and record: the backend side of the inspection. Each answer from the
+ * server is attributed to the pending request it answers (pending.ts):
+ * RowDescriptions of masked results are re-described, DataRows masked and
+ * capped at the role's row limit, the error for a refused statement is
+ * replaced by the policy's message, and every finished statement is handed
+ * to the recorder with its decision.
+ */
+import type { FrameVerdict } from './wire/frame-scanner.js';
+import { backend } from './wire/backend-messages.js';
+import { cstring, formatOf } from './wire/frontend-messages.js';
+import { parseErrorFields } from './wire/backend-messages.js';
+import { parseRowDescription, rewriteRowDescription, RowMasker, type ColumnMask, type RowField } from './result-masker.js';
+import type { Pending, PendingQueue } from './pending.js';
+import type { StatementPlan } from '../../policy/decide.js';
+import type { PreparedStatement } from './inspect.js';
+import type { Masker } from '../../masking/index.js';
+import { compileMasker } from '../../masking/index.js';
+
+export interface StatementRecord {
+  protocol: 'simple' | 'extended' | 'function-call';
+  text: string;
+  tag?: string;
+  rows: number;
+  error?: { code: string; message: string };
+  durationMs: number;
+  decision: 'allow' | 'mask' | 'deny' | 'unchecked';
+  ruleIds?: string[];
+  maskedColumns?: Array<{ column: string; strategy: string }>;
+  maskedValues?: number;
+  truncated?: boolean;
+}
+
+/** Result-field facts the catalog knows (defence in depth beyond the statement analysis). */
+export interface FieldPolicy {
+  /** Masker for a column named by table OID + attribute number; 'deny' when the role may not see it. */
+  field(tableOid: number, attnum: number): Masker | 'deny' | undefined;
+  readonly maxRows: number;
+  readonly truncate: boolean;
+  /** When set, a result column whose masking cannot be decided is redacted, never passed through. */
+  readonly restrictsPhi: boolean;
+}
+
+const D = 0x44;
+const REDACT = compileMasker({ kind: 'redact' });
+
+export class BackendMasker {
+  private rows = 0;
+  private rowMasker: RowMasker | null = null;
+  private truncated = false;
+
+  constructor(
+    private readonly queue: PendingQueue,
+    /** The backend scanner's inspect table: DataRows are inspected only while something must be done to them. */
+    private readonly inspect: Uint8Array,
+    private readonly policy: FieldPolicy | null,
+    private readonly prepared: Map<string, PreparedStatement>,
+    private readonly onStatement: (r: StatementRecord) => void,
+  ) {}
+
+  get busy(): boolean {
+    return this.queue.size > 0;
+  }
+
+  /** A DataRow streamed through uninspected: count it, and start inspecting at the cap. */
+  streamed(type: number): void {
+    if (type !== D) return;
+    this.rows++;
+    const cap = this.policy?.maxRows ?? 0;
+    if (cap > 0 && this.rows >= cap) this.inspect[D] = 1;
+  }
+
+  frame(type: number, frame: Buffer): FrameVerdict {
+    const head = this.queue.head;
+    switch (type) {
+      case D:
+        return this.dataRow(frame);
+      case 0x54: // RowDescription
+        return this.rowDescription(head, frame);
+      case 0x31: // ParseComplete
+      case 0x32: // BindComplete
+      case 0x33: // CloseComplete
+      case 0x6e: // NoData
+        this.advance();
+        return undefined;
+      case 0x74: // ParameterDescription: the RowDescription or NoData still follows
+        return undefined;
+      case 0x43: // CommandComplete
+        return this.complete(head, cstring(frame, 5)[0], frame);
+      case 0x49: // EmptyQueryResponse
+        return this.complete(head, undefined, frame);
+      case 0x73: // PortalSuspended
+        return this.suspended(head, frame);
+      case 0x45:
+        return this.error(head, frame);
+      case 0x5a:
+        this.endResult();
+        this.advance();
+        return undefined;
+      default:
+        return undefined;
+    }
+  }
+
+  private rowDescription(head: Pending | undefined, frame: Buffer): FrameVerdict {
+    if (!head) return undefined;
+    const fields = parseRowDescription(frame);
+    const plan = head.decision?.statements[head.kind === 'simple' ? head.stmtIndex : 0];
+    if (head.kind === 'describe') {
+      this.advance();
+      if (head.statementName !== undefined) {
+        const stmt = this.prepared.get(head.statementName);
+        if (stmt) stmt.fields = fields;
+      }
+    }
+    const masks = this.buildMasks(head, plan, fields);
+    if (head.kind === 'simple') this.startResult(masks);
+    if (masks.size === 0) return undefined;
+    return rewriteRowDescription(frame, new Set(masks.keys()));
+  }
+
+  /** Moves to the next pending request and prepares for its rows. */
+  private advance(): void {
+    this.queue.shift();
+    this.arm();
+  }
+
+  /** An Execute whose rows need masking gets its DataRows inspected; nothing else pays for it. */
+  private arm(): void {
+    const head = this.queue.head;
+    const needs = head?.kind === 'execute' && ((head.decision?.statements[0]?.masks.length ?? 0) > 0 || (this.policy?.restrictsPhi ?? false));
+    this.inspect[D] = needs ? 1 : 0;
+  }
+
+  private startResult(masks: Map<number, ColumnMask>): void {
+    this.rowMasker = masks.size > 0 ? new RowMasker(masks) : null;
+    this.inspect[D] = this.rowMasker ? 1 : 0;
+  }
+
+  /**
+   * Which columns of a result to mask: the statement's plan, then the
+   * catalog's view of every field that names its table (so a column the
+   * analysis missed is still caught), redacting whatever cannot be decided.
+   */
+  private buildMasks(head: Pending, plan: StatementPlan | undefined, fields: RowField[] | undefined): Map<number, ColumnMask> {
+    const masks = new Map<number, ColumnMask>();
+    const formats = head.formats ?? [];
+    const formatAt = (i: number): number => (head.kind === 'simple' ? 0 : formatOf(formats, i));
+    const add = (i: number, masker: Masker): void => {
+      const typeOid = fields?.[i]?.typeOid;
+      const format = formatAt(i);
+      // A binary value of unknown type cannot be read, so it is redacted rather than guessed at.
+      masks.set(i, typeOid === undefined && format === 1 ? { masker: REDACT, typeOid: 25, format: 0 } : { masker, typeOid: typeOid ?? 25, format });
+    };
+    for (const m of plan?.masks ?? []) if (!fields || m.index < fields.length) add(m.index, m.masker);
+    if (this.policy && fields) {
+      const shapeMismatch = plan?.outputs !== undefined && plan.outputs !== fields.length;
+      fields.forEach((f, i) => {
+        const byCatalog = f.tableOid !== 0 ? this.policy!.field(f.tableOid, f.attnum) : undefined;
+        if (byCatalog === 'deny' || ((shapeMismatch || !plan) && this.policy!.restrictsPhi && byCatalog === undefined)) add(i, REDACT);
+        else if (byCatalog && !masks.has(i)) add(i, byCatalog);
+      });
+    }
+    return masks;
+  }
+
+  /** For Execute there is no RowDescription in the stream: the plan and the statement's known row types decide. */
+  private ensureExecuteMasker(head: Pending): void {
+    if (this.rowMasker || head.kind !== 'execute' || !head.decision) return;
+    const stmt = head.statementName !== undefined ? this.prepared.get(head.statementName) : undefined;
+    const masks = this.buildMasks(head, head.decision.statements[0], stmt?.fields);
+    if (masks.size > 0) this.rowMasker = new RowMasker(masks);
+  }
+
+  private dataRow(frame: Buffer): FrameVerdict {
+    const head = this.queue.head;
+    if (head?.kind === 'execute' && this.rows === 0) this.ensureExecuteMasker(head);
+    const cap = this.policy?.maxRows ?? 0;
+    if (cap > 0 && this.rows >= cap) {
+      // Only reached for the row past the cap when counting happens here.
+      this.truncated = true;
+      return null;
+    }
+    this.rows++;
+    return this.rowMasker ? this.rowMasker.rewrite(frame) : undefined;
+  }
+
+  private endResult(): void {
+    this.rows = 0;
+    this.rowMasker = null;
+    this.truncated = false;
+    this.inspect[D] = 0;
+  }
+
+  private record(p: Pending, tag: string | undefined, error?: { code: string; message: string }): void {
+    const d = p.decision;
+    const rec: StatementRecord = {
+      protocol: p.kind === 'simple' ? (p.text === '<function call>' ? 'function-call' : 'simple') : p.kind === 'fcall' ? 'function-call' : 'extended',
+      text: p.text,
+      rows: this.rows,
+      durationMs: Math.round((performance.now() - p.startedAt) * 1000) / 1000,
+      decision: p.refusal ? 'deny' : d ? d.action : 'unchecked',
+    };
+    if (tag !== undefined) rec.tag = tag;
+    if (error) rec.error = error;
+    if (p.refusal) rec.ruleIds = [p.refusal.ruleId];
+    else if (d) rec.ruleIds = d.ruleIds;
+    if (d && d.maskedColumns.length > 0) rec.maskedColumns = d.maskedColumns;
+    if (this.rowMasker) rec.maskedValues = this.rowMasker.maskedValues;
+    if (this.truncated) rec.truncated = true;
+    this.onStatement(rec);
+  }
+
+  /** Row cap reached: tell the client, and report the rows it actually got. */
+  private cappedCompletion(tag: string | undefined): Buffer[] {
+    const cap = this.policy!.maxRows;
+    if (!this.policy!.truncate) {
+      return [backend.errorResponse({ severity: 'ERROR', code: '54000', message: `result exceeds the ${cap}-row limit of this role; add a LIMIT or narrow the query` })];
+    }
+    const verb = tag?.split(' ')[0] ?? 'SELECT';
+    return [
+      backend.noticeResponse({ severity: 'WARNING', code: '01000', message: `result truncated to ${cap} rows by Warden: this role may read at most ${cap} rows per statement` }),
+      frameCommandComplete(`${verb === 'FETCH' || verb === 'COPY' ? verb : 'SELECT'} ${cap}`),
+    ];
+  }
+
+  private complete(head: Pending | undefined, tag: string | undefined, frame: Buffer): FrameVerdict {
+    if (!head) return undefined;
+    if (head.kind === 'execute' && this.rows === 0) this.ensureExecuteMasker(head);
+    const out = this.truncated ? Buffer.concat(this.cappedCompletion(tag)) : undefined;
+    this.record(head, this.truncated ? `SELECT ${this.policy!.maxRows}` : tag);
+    this.endResult();
+    if (head.kind === 'execute') this.advance();
+    else head.stmtIndex++;
+    void frame;
+    return out;
+  }
+
+  private suspended(head: Pending | undefined, frame: Buffer): FrameVerdict {
+    if (!head) return undefined;
+    // The agent asked for cap+1 rows: a suspension it caused is, for the client, the end of the result.
+    const capped = this.truncated && head.clientMaxRows !== undefined && (head.clientMaxRows === 0 || head.clientMaxRows > this.policy!.maxRows);
+    this.record(head, capped ? `SELECT ${this.policy!.maxRows}` : 'SUSPENDED');
+    const out = capped ? Buffer.concat(this.cappedCompletion(undefined)) : undefined;
+    this.endResult();
+    this.advance();
+    void frame;
+    return out;
+  }
+
+  private error(head: Pending | undefined, frame: Buffer): FrameVerdict {
+    const fields = parseErrorFields(frame.subarray(5));
+    let replaced: Buffer | undefined;
+    let error = { code: fields.C ?? 'XX000', message: fields.M ?? '' };
+    if (head?.refusal) {
+      error = { code: '42501', message: head.refusal.message };
+      replaced = backend.errorResponse({ severity: 'ERROR', code: '42501', message: head.refusal.message, hint: `Warden policy rule ${head.refusal.ruleId}` });
+    } else if (this.policy?.restrictsPhi && fields.D !== undefined) {
+      // DETAIL lines quote row values (e.g. "Key (ssn)=(...) already exists"): drop them for restricted roles.
+      replaced = backend.errorResponse({ severity: (fields.V ?? fields.S ?? 'ERROR') as 'ERROR', code: error.code, message: error.message, ...(fields.H ? { hint: fields.H } : {}) });
+    }
+    if (head) {
+      if (head.kind === 'simple' || head.kind === 'fcall') {
+        if (!head.failed) this.record(head, undefined, error);
+        head.failed = true;
+      } else {
+        if (head.kind === 'execute' || head.refusal) this.record(head, undefined, error);
+        this.queue.skipToSync();
+      }
+    }
+    this.endResult();
+    this.arm();
+    return replaced;
+  }
+}
+
+function frameCommandComplete(tag: string): Buffer {
+  const body = Buffer.from(tag + '\0', 'utf8');
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = 0x43;
+  out.writeInt32BE(4 + body.length, 1);
+  body.copy(out, 5);
+  return out;
+}
