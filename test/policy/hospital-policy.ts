@@ -44,6 +44,8 @@ export function hospitalPolicy(schema: string, target = 'clinical') {
           { column: 'zip', action: 'mask', mask: { strategy: 'generalize-zip' } },
         ] },
         { table: `${s}.deidentified_patients`, defaultAction: 'allow' },
+        // Views the DBA adds later are readable; their columns resolve to (and are masked as) the base columns.
+        { table: `${s}.*_view`, defaultAction: 'allow' },
         { table: `${s}.encounters`, defaultAction: 'allow' },
         { table: `${s}.diagnoses`, defaultAction: 'allow' },
       ],

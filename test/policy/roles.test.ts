@@ -141,6 +141,22 @@ describe('oncall-dba', () => {
   });
 });
 
+describe('schema changes', () => {
+  it('re-reads the catalog after DDL: a new view over patients is resolved and masked at once', async () => {
+    const dba = await w.client('dba');
+    await dba.query(`CREATE VIEW ${w.schema}.new_view AS SELECT id, ssn AS tax_id FROM ${w.schema}.patients`);
+    await dba.end();
+    const c = await w.client('analytics');
+    let rows: Array<Record<string, unknown>> = [];
+    for (let i = 0; i < 20 && rows.length === 0; i++) {
+      rows = await c.query(`SELECT tax_id FROM ${w.schema}.new_view LIMIT 3`).then((r) => r.rows, () => []);
+      if (rows.length === 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(rows.map((r) => r.tax_id)).toEqual(['[REDACTED]', '[REDACTED]', '[REDACTED]']);
+    await c.end();
+  });
+});
+
 describe('the session record', () => {
   it('records each decision with its rule ids, masked columns, masked value count and the policy version', async () => {
     const c = await w.client('analytics');
@@ -149,7 +165,7 @@ describe('the session record', () => {
     await c.end();
     await new Promise((r) => setTimeout(r, 200));
     const events = await w.agent.events();
-    const masked = events.find((e) => e.type === 'statement' && e.text.includes('id, ssn'));
+    const masked = events.find((e) => e.type === 'statement' && e.text.includes('id, ssn FROM') && e.text.endsWith('ORDER BY id LIMIT 4'));
     expect(masked).toMatchObject({ decision: 'mask', rows: 4, maskedValues: 4, maskedColumns: [{ column: `${w.schema}.patients.ssn`, strategy: 'redact' }] });
     expect(masked && 'bundleVersion' in masked && masked.bundleVersion).toMatch(/^[0-9a-f]{40}$/);
     const denied = events.find((e) => e.type === 'statement' && e.text.includes('.billing') && e.decision === 'deny');

@@ -18,6 +18,13 @@ const isDigit = (c: number): boolean => c >= 48 && c <= 57;
 const isIdent = (c: number): boolean =>
   (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || isDigit(c) || c === 95 || c === 36 || c >= 128;
 
+const OPERATOR_CHARS = '+-*/<>=~!@#%^&|`';
+/** 1: part of a word (identifier, placeholder, quoted name); 2: operator character; 0: punctuation. */
+function charClass(c: number): number {
+  if (isIdent(c) || c === 63 /* ? */ || c === 34 /* " */) return 1;
+  return OPERATOR_CHARS.includes(String.fromCharCode(c)) ? 2 : 0;
+}
+
 export interface Normalized {
   key: string;
   literals: number;
@@ -29,8 +36,13 @@ export function normalizeSql(sql: string): Normalized {
   let literals = 0;
   let i = 0;
   let pendingSpace = false;
+  // Whitespace matters only where it separates two words or two operator characters
+  // ("a b", "+ -"); elsewhere it is dropped so "id = 1" and "id=1" share a key.
   const emit = (s: string): void => {
-    if (pendingSpace && out.length > 0) out += ' ';
+    if (pendingSpace && out.length > 0) {
+      const a = charClass(out.charCodeAt(out.length - 1));
+      if (a !== 0 && a === charClass(s.charCodeAt(0))) out += ' ';
+    }
     pendingSpace = false;
     out += s;
   };

@@ -104,6 +104,11 @@ export class BackendMasker {
 
   private rowDescription(head: Pending | undefined, frame: Buffer): FrameVerdict {
     if (!head) return undefined;
+    if (!this.policy) {
+      // Relay-only: nothing to mask, only the bookkeeping of which request this answers.
+      if (head.kind === 'describe') this.advance();
+      return undefined;
+    }
     const fields = parseRowDescription(frame);
     const plan = head.decision?.statements[head.kind === 'simple' ? head.stmtIndex : 0];
     if (head.kind === 'describe') {
