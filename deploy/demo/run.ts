@@ -15,6 +15,8 @@ import { services } from '../../test/support/services.js';
 import { startAgent } from '../../agent/src/agent.js';
 import { parseAgentConfig } from '../../agent/src/config/load.js';
 import { readJsonl } from '../../agent/src/audit/jsonl-recorder.js';
+import { loadPhi } from '../../test/fixtures/phi/generate.js';
+import { hospitalPolicy } from '../../test/policy/hospital-policy.js';
 
 const say = (s = ''): void => void process.stdout.write(s + '\n');
 
@@ -23,19 +25,29 @@ async function main(): Promise<void> {
   const issuer = await startOidcIssuer({
     clients: [{ clientId: 'clinical-analytics-bot', clientSecret: 'demo-secret', groups: ['ai-clinical-analytics'], audience: 'warden' }],
   });
-  const port = Number(process.env.WARDEN_DEMO_PORT ?? 6432);
+  const wantedPort = Number(process.env.WARDEN_DEMO_PORT ?? 6432);
+  // Synthetic PHI (never real data) in a schema of its own.
+  const schema = 'warden_demo';
+  const loader = new pg.Client({ ...services.postgres });
+  await loader.connect();
+  await loadPhi(loader, { patients: 500, schema });
+  await loader.end();
+  const policy = hospitalPolicy(schema);
   const config = parseAgentConfig(
     JSON.stringify({
       agent: { id: 'demo-agent' },
-      listeners: [{ name: 'pg', protocol: 'postgres', address: '127.0.0.1', port, target: 'clinical', allowPlaintext: true }],
+      listeners: [{ name: 'pg', protocol: 'postgres', address: '127.0.0.1', port: wantedPort, target: 'clinical', allowPlaintext: true }],
       targets: [{ name: 'clinical', kind: 'postgres', host: services.postgres.host, port: services.postgres.port, database: services.postgres.database, user: services.postgres.user }],
-      identity: { issuers: [{ issuer: issuer.issuer, audience: 'warden' }], groupMappings: [{ group: 'ai-clinical-analytics', role: 'clinical-analytics' }] },
-      roles: [{ name: 'clinical-analytics', targets: ['clinical'] }],
+      identity: { issuers: [{ issuer: issuer.issuer, audience: 'warden' }], groupMappings: policy.groupMappings },
+      roles: policy.roles,
+      classification: policy.classification,
+      masking: policy.masking,
       recording: { kind: 'jsonl', path: path.join(dir, 'sessions.jsonl') },
     }),
     'demo',
   );
   const agent = await startAgent(config, { baseDir: dir, logger: pino({ level: 'warn' }) });
+  const port = agent.addresses.get('pg')!.port;
   say(`Warden demo: issuer ${issuer.issuer}, agent on 127.0.0.1:${port} → PostgreSQL ${services.postgres.host}:${services.postgres.port}/${services.postgres.database}`);
 
   // 1. The AI agent gets a token with the client-credentials grant, as it would from a real IdP.
@@ -51,10 +63,18 @@ async function main(): Promise<void> {
   say('\n1. token fetched with client_credentials; connecting with it as the password');
   const client = new pg.Client({ host: '127.0.0.1', port, database: 'clinical', user: 'clinical-analytics-bot', password: token });
   await client.connect();
-  const who = await client.query('SELECT current_user AS upstream_user, version() AS v');
-  say(`   connected; upstream login is the agent's own (${who.rows[0].upstream_user}), ${String(who.rows[0].v).split(',')[0]}`);
-  const r = await client.query('SELECT g AS n, md5(g::text) AS digest FROM generate_series(1, 3) g');
-  for (const row of r.rows) say(`   ${row.n}  ${row.digest}`);
+  say('   role clinical-analytics: identifiers redacted or tokenised, dates of birth as years, ZIP3');
+  const r = await client.query(`SELECT id, mrn, first_name, last_name, ssn, dob, zip, sex FROM ${schema}.patients ORDER BY id LIMIT 3`);
+  for (const row of r.rows) say(`   ${[row.id, row.mrn, row.first_name, row.last_name, row.ssn, row.dob, row.zip, row.sex].join('  ')}`);
+  say('\n   a query outside the role is refused with a PostgreSQL error:');
+  await client.query(`SELECT body FROM ${schema}.clinical_notes LIMIT 1`).then(
+    () => say('   UNEXPECTED: answered'),
+    (err: { code: string; message: string }) => say(`   ${err.code} ${err.message}`),
+  );
+  await client.query(`SELECT ssn::int FROM ${schema}.patients`).then(
+    () => say('   UNEXPECTED: answered'),
+    (err: { code: string; message: string }) => say(`   ${err.code} ${err.message}`),
+  );
   await client.end();
 
   // 2. A forged token: signed by nobody the agent trusts.
@@ -68,7 +88,7 @@ async function main(): Promise<void> {
   await agent.recorder.flush();
   const events = readJsonl(path.join(dir, 'sessions.jsonl'));
   say(`\n3. session record (${events.length} events) in ${path.join(dir, 'sessions.jsonl')}:`);
-  for (const e of events) say(`   ${e.type}${e.type === 'statement' ? `  ${e.tag ?? e.error?.code}  ${e.text}` : ''}`);
+  for (const e of events) say(`   ${e.type}${e.type === 'statement' ? `  ${e.decision}  ${e.tag ?? e.error?.code}  ${e.text.slice(0, 70)}` : ''}`);
 
   say(`\nConnect yourself:\n  export PGPASSWORD=$(curl -s -u clinical-analytics-bot:demo-secret -d grant_type=client_credentials ${issuer.issuer}/token | sed 's/.*"access_token":"\\([^"]*\\)".*/\\1/')\n  psql "host=127.0.0.1 port=${port} dbname=clinical user=me"`);
 
@@ -76,6 +96,10 @@ async function main(): Promise<void> {
     await agent.stop();
     await issuer.close();
     fs.rmSync(dir, { recursive: true, force: true });
+    const cleanup = new pg.Client({ ...services.postgres });
+    await cleanup.connect();
+    await cleanup.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await cleanup.end();
     process.exit(0);
   };
   if (process.env.WARDEN_DEMO_EXIT === '1' || process.env.CI) return stop();
