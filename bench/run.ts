@@ -15,7 +15,8 @@ import type { ChildProcess } from 'node:child_process';
 import { startOidcIssuer } from '../test/support/oidc-issuer.js';
 import { services } from '../test/support/services.js';
 import { ensurePgbenchData, pgbench, type PgbenchResult, type PgbenchTarget } from './lib/pgbench.js';
-import { freePort, startAgentProcess, startPgbouncer } from './lib/processes.js';
+import { freePort, peakRssKb, startAgentProcess, startPgbouncer } from './lib/processes.js';
+import { streamQuery, type StreamResult } from './lib/stream.js';
 import { renderHtml, renderText, type ReportSection } from './lib/report.js';
 import type { AgentConfig } from '../agent/src/config/types.js';
 
@@ -41,18 +42,45 @@ async function main(): Promise<void> {
     await ensurePgbenchData(pgHost, pgPort, pgUser, database, scale);
 
     const agentPort = await freePort();
-    const config: AgentConfig = {
+    const policyPort = await freePort();
+    const base = {
       agent: { id: 'bench-agent' },
-      listeners: [{ name: 'pg', protocol: 'postgres', address: '127.0.0.1', port: agentPort, target: database, allowPlaintext: true }],
-      targets: [{ name: database, kind: 'postgres', host: pgHost, port: pgPort, database, user: pgUser }],
+      targets: [{ name: database, kind: 'postgres' as const, host: pgHost, port: pgPort, database, user: pgUser }],
       identity: { issuers: [{ issuer: issuer.issuer, audience: 'warden' }], groupMappings: [{ group: 'bench', role: 'bench' }] },
+    };
+    const relayConfig: AgentConfig = {
+      ...base,
+      listeners: [{ name: 'pg', protocol: 'postgres', address: '127.0.0.1', port: agentPort, target: database, allowPlaintext: true }],
       roles: [{ name: 'bench', targets: [database], defaultAction: 'allow', tables: [] }],
       enforcement: 'relay-only',
-      recording: { kind: 'jsonl', path: path.join(work, 'sessions.jsonl') },
+      recording: { kind: 'jsonl', path: path.join(work, 'relay-sessions.jsonl') },
     };
-    log('starting the agent and pgbouncer');
-    const agent = await startAgentProcess(work, config, agentPort);
+    // A realistic policy on the pgbench schema: a classified free-text column masked, everything else
+    // granted explicitly, every statement parsed and decided, every result column classified.
+    const policyConfig: AgentConfig = {
+      ...base,
+      listeners: [{ name: 'pg', protocol: 'postgres', address: '127.0.0.1', port: policyPort, target: database, allowPlaintext: true }],
+      roles: [
+        {
+          name: 'bench',
+          targets: [database],
+          statementKinds: ['select', 'transaction', 'session'],
+          defaultAction: 'deny',
+          tables: [
+            { table: 'public.pgbench_accounts', defaultAction: 'allow', columns: [{ column: 'filler', action: 'mask', mask: { strategy: 'redact' } }] },
+            { table: 'public.pgbench_branches', defaultAction: 'allow' },
+            { table: 'public.pgbench_tellers', defaultAction: 'allow' },
+          ],
+        },
+      ],
+      classification: [{ pattern: 'public.pgbench_accounts.filler', phiClass: 'free-text', defaultMask: { strategy: 'redact' } }],
+      recording: { kind: 'jsonl', path: path.join(work, 'policy-sessions.jsonl') },
+    };
+    log('starting the agents (relay-only and policy) and pgbouncer');
+    const agent = await startAgentProcess(path.join(work), relayConfig, agentPort, 'relay');
     children.push(agent);
+    const policyAgent = await startAgentProcess(path.join(work), policyConfig, policyPort, 'policy');
+    children.push(policyAgent);
     const bouncerPort = await freePort();
     children.push(await startPgbouncer(work, { host: pgHost, port: pgPort, user: pgUser, database }, bouncerPort, clients));
     const token = await issuer.sign({ sub: 'bench-client', groups: ['bench'] }, { expiresIn: 7200 });
@@ -61,6 +89,7 @@ async function main(): Promise<void> {
       { label: 'direct', host: pgHost, port: pgPort, user: pgUser, database },
       { label: 'pgbouncer', host: '127.0.0.1', port: bouncerPort, user: pgUser, database },
       { label: 'agent', host: '127.0.0.1', port: agentPort, user: 'bench-client', database, password: token },
+      { label: 'agent+policy', host: '127.0.0.1', port: policyPort, user: 'bench-client', database, password: token },
     ];
     const results: PgbenchResult[] = [];
     const total = rounds * 2 * targets.length;
@@ -85,17 +114,45 @@ async function main(): Promise<void> {
       const d = best('direct', mode);
       const b = best('pgbouncer', mode);
       const a = best('agent', mode);
+      const p = best('agent+policy', mode);
       return {
         title: `pgbench -S -M ${mode}, ${clients} clients, ${seconds}s (best of ${rounds})`,
         rows: [
           { name: 'direct', value: `${d.tps.toFixed(0)} tps`, note: `${d.latencyMs.toFixed(3)} ms avg` },
           { name: 'pgbouncer', value: `${b.tps.toFixed(0)} tps`, note: `${b.latencyMs.toFixed(3)} ms avg` },
-          { name: 'agent', value: `${a.tps.toFixed(0)} tps`, note: `${a.latencyMs.toFixed(3)} ms avg` },
+          { name: 'agent (relay-only)', value: `${a.tps.toFixed(0)} tps`, note: `${a.latencyMs.toFixed(3)} ms avg` },
+          { name: 'agent + policy', value: `${p.tps.toFixed(0)} tps`, note: `${p.latencyMs.toFixed(3)} ms avg` },
           { name: 'agent / direct', value: (a.tps / d.tps).toFixed(2) },
           { name: 'agent / pgbouncer', value: (a.tps / b.tps).toFixed(2), note: 'target ≥ 0.80' },
+          { name: 'agent+policy / agent', value: (p.tps / a.tps).toFixed(2), note: 'target ≥ 0.85' },
           { name: 'pgbouncer / direct', value: (b.tps / d.tps).toFixed(2) },
         ],
       };
+    });
+
+    // A 1-million-row result with a masked column, streamed directly and through the policy agent.
+    const streamSql = 'SELECT aid, bid, abalance, filler FROM pgbench_accounts';
+    const streams: Array<[string, StreamResult, number?]> = [];
+    for (const [label, port, user, password] of [
+      ['direct', pgPort, pgUser, undefined],
+      ['agent + policy (filler masked)', policyPort, 'bench-client', token],
+    ] as const) {
+      log(`streaming ${scale * 100_000} rows → ${label}`);
+      const before = label === 'direct' ? undefined : peakRssKb(policyAgent.pid!);
+      const r = await streamQuery({ port, user, database, sql: streamSql, ...(password ? { password } : {}) });
+      streams.push([label, r, before]);
+      log(`         ${(r.rows / r.seconds).toFixed(0)} rows/s, ${(r.bytes / r.seconds / 1e6).toFixed(1)} MB/s`);
+    }
+    const [direct, masked] = streams;
+    const rssAfter = peakRssKb(policyAgent.pid!);
+    sections.push({
+      title: `${direct![1].rows} rows streamed (${streamSql})`,
+      rows: [
+        ...streams.map(([label, r]) => ({ name: label, value: `${(r.rows / r.seconds).toFixed(0)} rows/s`, note: `${(r.bytes / r.seconds / 1e6).toFixed(1)} MB/s, ${r.seconds.toFixed(2)} s` })),
+        { name: 'masked / direct', value: (masked![1].rows / masked![1].seconds / (direct![1].rows / direct![1].seconds)).toFixed(2), note: 'target ≥ 0.60' },
+        { name: 'agent peak RSS before stream', value: `${(masked![2]! / 1024).toFixed(1)} MiB` },
+        { name: 'agent peak RSS after stream', value: `${(rssAfter / 1024).toFixed(1)} MiB`, note: 'flat: results are never buffered' },
+      ],
     });
     const title = 'Warden agent benchmark';
     const meta = { date: new Date().toISOString(), host: `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}`, node: process.version };

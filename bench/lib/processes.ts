@@ -33,8 +33,8 @@ export async function waitForPort(port: number, child: ChildProcess, what: strin
   throw new Error(`${what} did not listen on ${port}`);
 }
 
-export async function startAgentProcess(dir: string, config: AgentConfig, port: number): Promise<ChildProcess> {
-  const file = path.join(dir, 'agent.yaml');
+export async function startAgentProcess(dir: string, config: AgentConfig, port: number, name = 'agent'): Promise<ChildProcess> {
+  const file = path.join(dir, `${name}.yaml`);
   fs.writeFileSync(file, stringify(config));
   const main = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../agent/src/main.js');
   const child = spawn(process.execPath, [main, '--config', file], {
