@@ -19,6 +19,25 @@ export type SessionEndReason =
   | 'auth_failed'
   | 'agent_shutdown';
 
+/** One finished statement as the data path saw it. */
+export interface StatementRecord {
+  protocol: 'simple' | 'extended' | 'function-call';
+  text: string;
+  /** CommandComplete tag, e.g. "SELECT 10". */
+  tag?: string;
+  rows: number;
+  error?: { code: string; message: string };
+  durationMs: number;
+  /** allow / mask / deny by policy; unchecked when no policy is configured. */
+  decision: 'allow' | 'mask' | 'deny' | 'unchecked';
+  ruleIds?: string[];
+  maskedColumns?: Array<{ column: string; strategy: string }>;
+  /** Values replaced on the wire in this statement's result. */
+  maskedValues?: number;
+  /** The result was cut at the role's row limit. */
+  truncated?: boolean;
+}
+
 export type SessionEvent =
   | {
       type: 'session.start';
@@ -44,29 +63,14 @@ export type SessionEvent =
       reason: string;
       subject?: string;
     }
-  | {
+  | ({
       type: 'statement';
       sessionId: string;
       seq: number;
       at: string;
-      protocol: 'simple' | 'extended' | 'function-call';
-      text: string;
-      /** CommandComplete tag, e.g. "SELECT 10". */
-      tag?: string;
-      rows: number;
-      error?: { code: string; message: string };
-      durationMs: number;
-      /** allow / mask / deny by policy; unchecked when no policy is configured. */
-      decision: 'allow' | 'mask' | 'deny' | 'unchecked';
-      ruleIds?: string[];
-      maskedColumns?: Array<{ column: string; strategy: string }>;
-      /** Values replaced on the wire in this statement's result. */
-      maskedValues?: number;
-      /** The result was cut at the role's row limit. */
-      truncated?: boolean;
       /** Policy bundle version (commit) that decided. */
       bundleVersion?: string;
-    }
+    } & StatementRecord)
   | {
       type: 'session.end';
       sessionId: string;

@@ -8,7 +8,7 @@
  */
 import type { FrameVerdict } from './wire/frame-scanner.js';
 import { backend } from './wire/backend-messages.js';
-import { cstring, formatOf } from './wire/frontend-messages.js';
+import { cstring, cstringFrame, formatOf } from './wire/frontend-messages.js';
 import { parseErrorFields } from './wire/backend-messages.js';
 import { parseRowDescription, rewriteRowDescription, RowMasker, type ColumnMask, type RowField } from './result-masker.js';
 import type { Pending, PendingQueue } from './pending.js';
@@ -16,20 +16,9 @@ import type { StatementPlan } from '../../policy/decide.js';
 import type { PreparedStatement } from './inspect.js';
 import type { Masker } from '../../masking/index.js';
 import { compileMasker } from '../../masking/index.js';
+import type { StatementRecord } from '../../audit/events.js';
 
-export interface StatementRecord {
-  protocol: 'simple' | 'extended' | 'function-call';
-  text: string;
-  tag?: string;
-  rows: number;
-  error?: { code: string; message: string };
-  durationMs: number;
-  decision: 'allow' | 'mask' | 'deny' | 'unchecked';
-  ruleIds?: string[];
-  maskedColumns?: Array<{ column: string; strategy: string }>;
-  maskedValues?: number;
-  truncated?: boolean;
-}
+export type { StatementRecord };
 
 /** Result-field facts the catalog knows (defence in depth beyond the statement analysis). */
 export interface FieldPolicy {
@@ -225,7 +214,7 @@ export class BackendMasker {
     const verb = tag?.split(' ')[0] ?? 'SELECT';
     return [
       backend.noticeResponse({ severity: 'WARNING', code: '01000', message: `result truncated to ${cap} rows by Warden: this role may read at most ${cap} rows per statement` }),
-      frameCommandComplete(`${verb === 'FETCH' || verb === 'COPY' ? verb : 'SELECT'} ${cap}`),
+      cstringFrame(0x43, `${verb === 'FETCH' || verb === 'COPY' ? verb : 'SELECT'} ${cap}`),
     ];
   }
 
@@ -277,13 +266,4 @@ export class BackendMasker {
     this.arm();
     return replaced;
   }
-}
-
-function frameCommandComplete(tag: string): Buffer {
-  const body = Buffer.from(tag + '\0', 'utf8');
-  const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = 0x43;
-  out.writeInt32BE(4 + body.length, 1);
-  body.copy(out, 5);
-  return out;
 }

@@ -64,14 +64,17 @@ export function buildParse(name: string, text: string): Buffer {
   return out;
 }
 
-export function buildQuery(text: string): Buffer {
+/** A message whose body is one NUL-terminated string (Query, CommandComplete). */
+export function cstringFrame(type: number, text: string): Buffer {
   const body = Buffer.from(text + '\0', 'utf8');
   const out = Buffer.allocUnsafe(5 + body.length);
-  out[0] = 0x51;
+  out[0] = type;
   out.writeInt32BE(4 + body.length, 1);
   body.copy(out, 5);
   return out;
 }
+
+export const buildQuery = (text: string): Buffer => cstringFrame(0x51, text);
 
 /** Rewrites Execute's row limit (0 = all). */
 export function buildExecute(portal: string, maxRows: number): Buffer {
