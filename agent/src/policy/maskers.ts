@@ -10,6 +10,9 @@ import { resolveSecret } from '../config/secrets.js';
 
 export class PolicyLoadError extends Error {}
 
+/** A masker that always yields the same value (redact, null). */
+export type ConstantMasker = Masker & { constant?: Buffer | null };
+
 const LIBRARY_DETECTORS = new Set<string>(['ssn', 'phone', 'email', 'mrn', 'date']);
 
 function param(spec: MaskSpec | undefined, name: string): string | undefined {
@@ -89,7 +92,10 @@ export class MaskerFactory {
     if (!masker) {
       const strategy = this.strategies.get(spec.strategy);
       if (!strategy) throw new PolicyLoadError(`masking strategy "${spec.strategy}" is not in the bundle`);
-      masker = compileMasker(toLibrary(strategy, spec, this.baseDir));
+      const lib = toLibrary(strategy, spec, this.baseDir);
+      masker = compileMasker(lib);
+      // A masker whose output ignores its input lets the row rewriter skip reading the value at all.
+      if (lib.kind === 'redact' || lib.kind === 'null') (masker as ConstantMasker).constant = masker(Buffer.alloc(0));
       this.cache.set(description, masker);
     }
     return { masker, description };

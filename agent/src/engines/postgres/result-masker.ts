@@ -7,6 +7,7 @@
  * while a mask plan is active).
  */
 import { binaryToTextBuffer, MASKED_COLUMN_TYPE_OID, DEFAULT_REDACTION, type Masker } from '../../masking/index.js';
+import type { ConstantMasker } from '../../policy/maskers.js';
 
 export interface RowField {
   name: string;
@@ -76,45 +77,66 @@ export class RowMasker {
     this.byIndex = Array.from({ length: max + 1 }, (_, i) => masks.get(i));
   }
 
-  /** Returns a new DataRow frame with masked values. */
+  /** Masked values of the row being rewritten, by column (reused across rows). */
+  private readonly scratch: Array<Buffer | null> = [];
+
+  /**
+   * Returns a new DataRow frame with masked values. Unmasked columns are
+   * copied as byte ranges, never wrapped in Buffer objects: on a large
+   * result this loop runs once per row and allocation is what costs.
+   */
   rewrite(frame: Buffer): Buffer {
     const count = frame.readInt16BE(5);
-    const pieces: Array<Buffer | null> = new Array(count);
+    const byIndex = this.byIndex;
+    const scratch = this.scratch;
     let pos = 7;
-    let size = 7;
+    let size = frame.length;
     for (let i = 0; i < count; i++) {
       const len = frame.readInt32BE(pos);
       const start = pos + 4;
       const end = len < 0 ? start : start + len;
       if (end > frame.length) throw new Error('malformed DataRow');
-      const mask = i < this.byIndex.length ? this.byIndex[i] : undefined;
-      if (mask === undefined || len < 0) {
-        pieces[i] = len < 0 ? null : frame.subarray(start, end);
-      } else {
-        let value = frame.subarray(start, end);
-        if (mask.format === 1) value = binaryToTextBuffer(mask.typeOid, value) ?? REDACTED;
-        pieces[i] = mask.masker(value);
+      const mask = i < byIndex.length ? byIndex[i] : undefined;
+      if (mask !== undefined && len >= 0) {
+        let masked = (mask.masker as ConstantMasker).constant;
+        if (masked === undefined) {
+          let value = frame.subarray(start, end);
+          if (mask.format === 1) value = binaryToTextBuffer(mask.typeOid, value) ?? REDACTED;
+          masked = mask.masker(value);
+        }
+        scratch[i] = masked;
+        size += (masked === null ? 0 : masked.length) - len;
         this.maskedValues++;
       }
-      size += 4 + (pieces[i]?.length ?? 0);
       pos = end;
     }
     const out = Buffer.allocUnsafe(size);
-    out[0] = 0x44;
+    frame.copy(out, 0, 0, 7);
     out.writeInt32BE(size - 1, 1);
-    out.writeInt16BE(count, 5);
+    // Unmasked columns between masked ones are one contiguous run: one copy per run, not per column.
     let w = 7;
+    let r = 7;
+    let runStart = 7;
     for (let i = 0; i < count; i++) {
-      const p = pieces[i];
-      if (p === null || p === undefined) {
-        out.writeInt32BE(-1, w);
-        w += 4;
-      } else {
-        out.writeInt32BE(p.length, w);
-        p.copy(out, w + 4);
-        w += 4 + p.length;
+      const len = frame.readInt32BE(r);
+      const next = len < 0 ? r + 4 : r + 4 + len;
+      const mask = i < byIndex.length ? byIndex[i] : undefined;
+      if (mask !== undefined && len >= 0) {
+        if (r > runStart) w += frame.copy(out, w, runStart, r);
+        const masked = scratch[i]!;
+        if (masked === null) {
+          out.writeInt32BE(-1, w);
+          w += 4;
+        } else {
+          out.writeInt32BE(masked.length, w);
+          w += 4 + masked.copy(out, w + 4);
+        }
+        scratch[i] = null;
+        runStart = next;
       }
+      r = next;
     }
+    if (r > runStart) frame.copy(out, w, runStart, r);
     return out;
   }
 }
