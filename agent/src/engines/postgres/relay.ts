@@ -34,6 +34,23 @@ const frontendInspect = (() => {
 })();
 const frontendValid = table(FRONTEND_TYPES);
 
+/**
+ * One buffer for a chunk's output. Masked rows come from one slab in order, so
+ * neighbours that touch in memory are joined as one view; only a mix is copied.
+ * One write beats hundreds of small writes either way.
+ */
+function coalesce(parts: Buffer[]): Buffer {
+  const first = parts[0]!;
+  let end = first.byteOffset + first.length;
+  let contiguous = true;
+  for (let i = 1; i < parts.length && contiguous; i++) {
+    const p = parts[i]!;
+    contiguous = p.buffer === first.buffer && p.byteOffset === end;
+    end += p.length;
+  }
+  return contiguous ? Buffer.from(first.buffer, first.byteOffset, end - first.byteOffset) : Buffer.concat(parts);
+}
+
 export interface RelayOptions {
   client: net.Socket;
   upstream: net.Socket;
@@ -127,8 +144,7 @@ export class Relay {
   private drain(queue: Buffer[], sink: net.Socket, source: net.Socket): void {
     const n = queue.length;
     if (n === 0) return;
-    // Masked results produce one buffer per row: one copy into a single write beats hundreds of writes.
-    const ok = sink.write(n === 1 ? queue[0]! : Buffer.concat(queue));
+    const ok = sink.write(n === 1 ? queue[0]! : coalesce(queue));
     queue.length = 0;
     if (!ok) this.throttle(source, sink);
   }

@@ -57,6 +57,7 @@ export function rewriteRowDescription(frame: Buffer, masked: ReadonlySet<number>
 }
 
 const REDACTED = Buffer.from(DEFAULT_REDACTION);
+const SLAB_BYTES = 256 * 1024;
 
 export interface ColumnMask {
   masker: Masker;
@@ -75,6 +76,25 @@ export class RowMasker {
   constructor(masks: Map<number, ColumnMask>) {
     const max = Math.max(-1, ...masks.keys());
     this.byIndex = Array.from({ length: max + 1 }, (_, i) => masks.get(i));
+  }
+
+  /**
+   * Rewritten rows are carved one after another out of a slab, so the rows of
+   * one input chunk are usually contiguous and go out in a single write
+   * without being copied again (see Relay.drain). A slab region is never
+   * reused: a socket may still hold it until the kernel has taken the bytes.
+   */
+  private slab = Buffer.allocUnsafeSlow(0);
+  private slabPos = 0;
+
+  private take(size: number): Buffer {
+    if (this.slabPos + size > this.slab.length) {
+      this.slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, size));
+      this.slabPos = 0;
+    }
+    const out = this.slab.subarray(this.slabPos, this.slabPos + size);
+    this.slabPos += size;
+    return out;
   }
 
   /** Masked values of the row being rewritten, by column (reused across rows). */
@@ -110,7 +130,7 @@ export class RowMasker {
       }
       pos = end;
     }
-    const out = Buffer.allocUnsafe(size);
+    const out = this.take(size);
     frame.copy(out, 0, 0, 7);
     out.writeInt32BE(size - 1, 1);
     // Unmasked columns between masked ones are one contiguous run: one copy per run, not per column.
