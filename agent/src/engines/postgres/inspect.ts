@@ -66,9 +66,14 @@ export class FrontendInspector {
     switch (type) {
       case 0x51: { // Query
         const text = cstring(frame, 5)[0];
-        const { decision, refusal } = this.judge(text);
-        this.queue.push({ kind: 'simple', text, startedAt, stmtIndex: 0, ...(decision ? { decision } : {}), ...(refusal ? { refusal } : {}) });
-        return refusal ? buildQuery(REFUSAL_SQL) : undefined;
+        const entry: Pending = { kind: 'simple', text, startedAt, stmtIndex: 0 };
+        if (this.policy) {
+          const { decision, refusal } = this.judge(text);
+          if (decision) entry.decision = decision;
+          if (refusal) entry.refusal = refusal;
+        }
+        this.queue.push(entry);
+        return entry.refusal ? buildQuery(REFUSAL_SQL) : undefined;
       }
       case 0x50: { // Parse
         const { name, text } = readParse(frame);

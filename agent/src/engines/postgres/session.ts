@@ -54,6 +54,18 @@ export interface SessionStart {
   clientAddress: string;
 }
 
+let lastMs = 0;
+let lastIso = '';
+/** ISO timestamps for records; many statements share a millisecond, so the string is reused. */
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
+}
+
 function fatal(socket: net.Socket, code: string, message: string, hint?: string): void {
   if (socket.destroyed) return;
   socket.end(backend.errorResponse({ severity: 'FATAL', code, message, ...(hint ? { hint } : {}) }));
@@ -78,7 +90,7 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
   const { socket, reader } = start;
   const sessionId = uuidv7();
   const log = ctx.log.child({ sessionId, client: start.clientAddress });
-  const at = (): string => new Date().toISOString();
+  const at = isoNow;
   let authed: Awaited<ReturnType<typeof authenticateClient>>;
   let forwarded: Record<string, string>;
 
