@@ -53,6 +53,7 @@ export function hospitalPolicy(schema: string, target = 'clinical') {
     {
       name: 'billing',
       targets: [target],
+      unknownOrigin: 'redact',
       statementKinds: ['select', 'update', 'transaction', 'session'],
       maxRows: 500,
       tables: [

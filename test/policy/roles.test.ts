@@ -6,6 +6,7 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPolicyWorld, leaked, type PolicyWorld } from './policy-harness.js';
+import { directClient } from '../support/agent-harness.js';
 
 let w: PolicyWorld;
 beforeAll(async () => {
@@ -138,6 +139,21 @@ describe('oncall-dba', () => {
     await expect(c.query(`SELECT * FROM ${w.schema}.patients`)).rejects.toMatchObject({ code: '42501' });
     await expect(c.query(`SELECT most_common_vals::text FROM pg_catalog.pg_stats WHERE schemaname = '${w.schema}'`)).rejects.toMatchObject({ code: '42501' });
     await c.end();
+  });
+});
+
+describe('functions defined in the database', () => {
+  it('cannot be used to read PHI: refused by default, redacted where the role says so', async () => {
+    const d = await directClient();
+    await d.query(`CREATE FUNCTION ${w.schema}.leak_ssn() RETURNS text LANGUAGE sql AS 'SELECT ssn FROM ${w.schema}.patients LIMIT 1'`);
+    await d.end();
+    const analytics = await w.client('analytics');
+    await expect(analytics.query(`SELECT ${w.schema}.leak_ssn()`)).rejects.toMatchObject({ code: '42501', message: expect.stringMatching(/origin Warden cannot establish/) });
+    await analytics.end();
+    const billing = await w.client('billing');
+    expect((await billing.query(`SELECT ${w.schema}.leak_ssn() AS x`)).rows).toEqual([{ x: '[REDACTED]' }]);
+    await expect(billing.query(`SELECT id FROM ${w.schema}.billing WHERE ${w.schema}.leak_ssn() LIKE '1%'`)).rejects.toMatchObject({ code: '42501' });
+    await billing.end();
   });
 });
 

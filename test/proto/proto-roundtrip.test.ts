@@ -26,6 +26,7 @@ import {
   PolicyBundleSchema,
   PostgresTlsMode,
   RowLimitAction,
+  UnknownOriginAction,
   SessionEndReason,
   StatementDecision,
   StatementKind,
@@ -138,6 +139,7 @@ function fullBundle(): PolicyBundle {
         defaultAction: PolicyAction.DENY,
         maxRows: 10_000,
         rowLimitAction: RowLimitAction.TRUNCATE,
+        unknownOrigin: UnknownOriginAction.REDACT,
       },
     ],
     classifications: [

@@ -8,6 +8,7 @@ import {
   PhiClass,
   RowLimitAction,
   StatementKind,
+  UnknownOriginAction,
   type ClassificationRule,
   type MaskSpec,
   type PolicyBundle,
@@ -44,6 +45,8 @@ export class CompiledRole {
   readonly kinds: ReadonlySet<StatementKind>;
   readonly maxRows: number;
   readonly truncateOverLimit: boolean;
+  /** Redact (rather than refuse) result columns whose origin cannot be established. */
+  readonly redactUnknownOrigin: boolean;
   /** True when some column is masked or denied: results then need classification, and unknown origins are refused. */
   readonly restrictsPhi: boolean;
   private readonly tables: Array<{ rule: TableRule; match: (s: string, t: string) => boolean; columns: Array<(c: string, cls: PhiClass) => boolean> }>;
@@ -57,6 +60,7 @@ export class CompiledRole {
     this.kinds = new Set(role.statementKinds);
     this.maxRows = role.maxRows;
     this.truncateOverLimit = role.rowLimitAction !== RowLimitAction.ERROR;
+    this.redactUnknownOrigin = role.unknownOrigin === UnknownOriginAction.REDACT;
     this.tables = role.tables.map((rule) => ({
       rule,
       match: compilePattern(rule.table) as (s: string, t: string) => boolean,

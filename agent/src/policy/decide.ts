@@ -15,7 +15,9 @@
 import { StatementKind } from '../../../proto/src/index.js';
 import type { CompiledRole, ColumnDecision } from './compiled-policy.js';
 import type { StatementAnalysis, StatementFlags, ColumnRef } from '../sql/index.js';
-import type { Masker } from '../masking/index.js';
+import { compileMasker, type Masker } from '../masking/index.js';
+
+const REDACT_UNKNOWN = compileMasker({ kind: 'redact' });
 
 export type DecisionAction = 'allow' | 'mask' | 'deny';
 
@@ -89,6 +91,7 @@ const REFUSED_WHEN_RESTRICTED: Array<[keyof StatementFlags, string]> = [
   ['setsSearchPath', 'changing search_path could redirect names to other objects'],
   ['readsCatalogStats', "pg_stats, pg_statistic and pg_stat_activity expose column values and other sessions' statements"],
   ['doBlock', 'DO blocks run arbitrary procedural code'],
+  ['userFunctionInPredicate', 'functions defined in the database can read any table; they may appear only in the select list'],
 ];
 
 /** Functions that only matter when a role is restricted (an unrestricted role may read anything anyway). */
@@ -185,12 +188,15 @@ function decideOne(a: StatementAnalysis, role: CompiledRole, ruleIds: Set<string
 
   const masks: OutputMask[] = [];
   a.outputs.forEach((o, index) => {
-    if (o.sources.length === 0) {
-      if (o.opaque && role.restrictsPhi) {
-        throw new Denied('builtin/unknown-origin', `result column "${o.name}" has an origin Warden cannot establish; refused for role "${role.name}"`);
+    if (o.opaque && role.restrictsPhi) {
+      if (!role.redactUnknownOrigin) {
+        throw new Denied('builtin/unknown-origin', `result column "${o.name}" has an origin Warden cannot establish (a function defined in the database); refused for role "${role.name}"`);
       }
+      masks.push({ index, column: `(unknown origin: ${o.name})`, strategy: 'redact', masker: REDACT_UNKNOWN });
+      maskedColumns.set(`(unknown origin: ${o.name})`, 'redact');
       return;
     }
+    if (o.sources.length === 0) return;
     const ds = o.sources.map(decideColumn);
     const masked = ds.filter((d) => d.action === 'mask');
     if (masked.length === 0) return;

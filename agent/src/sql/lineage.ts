@@ -45,6 +45,8 @@ export class LineageAnalyzer {
   readonly unresolved: string[] = [];
   readonly flags: StatementAnalysis['flags'] = {};
   private viewDepth = 0;
+  /** Counts user-defined function calls seen, so a target can tell whether its expression made one. */
+  private userCalls = 0;
 
   constructor(
     private readonly catalog: CatalogView,
@@ -143,9 +145,11 @@ export class LineageAnalyzer {
     const outputs: ScopeColumn[] = [];
     for (const t of sel.targetList ?? []) outputs.push(...this.target(t.ResTarget, scope));
     scope.outputs = new Map(outputs.map((o) => [o.name, o]));
+    const before = this.userCalls;
     for (const clause of [sel.whereClause, sel.havingClause, sel.groupClause, sel.sortClause, sel.distinctClause, sel.windowClause, sel.limitCount, sel.limitOffset]) {
       if (clause) this.expr(clause, scope, true);
     }
+    if (this.userCalls > before) this.flags.userFunctionInPredicate = true;
     return outputs;
   }
 
@@ -168,8 +172,10 @@ export class LineageAnalyzer {
         return [{ ...col.column, name: rt.name ?? col.column.name }];
       }
     }
+    const before = this.userCalls;
     const sources = this.expr(val, scope, true);
-    return [{ name: rt?.name ?? this.outputName(val), sources, direct: false }];
+    const opaque = this.userCalls > before;
+    return [{ name: rt?.name ?? this.outputName(val), sources, direct: false, ...(opaque ? { opaque } : {}) }];
   }
 
   private outputName(val: Node): string {
@@ -314,6 +320,7 @@ export class LineageAnalyzer {
       case 'FuncCall': {
         const name = (v.funcname as Node[]).map(str).join('.').toLowerCase();
         this.functions.add(name);
+        if (this.catalog.isUserFunction?.(name)) this.userCalls++;
         return [...this.expr(v.args, scope, computed), ...this.expr(v.agg_filter, scope, computed), ...this.expr(v.agg_order, scope, computed), ...this.expr(v.over, scope, computed)];
       }
       case 'A_Const':

@@ -28,6 +28,7 @@ export class PgCatalog implements CatalogView {
   private byName = new Map<string, RelationInfo>();
   private byOidMap = new Map<number, RelationInfo>();
   private path: string[] = ['public'];
+  private builtinFunctions = new Set<string>();
   private loadedVersion = 0;
   private refreshing: Promise<void> | null = null;
 
@@ -50,6 +51,16 @@ export class PgCatalog implements CatalogView {
     return undefined;
   }
 
+  /**
+   * Anything that is not a built-in (pg_catalog) function counts as defined in the database —
+   * including one created after the catalog was read, so an unknown function fails closed.
+   */
+  isUserFunction(name: string): boolean {
+    const dot = name.lastIndexOf('.');
+    if (dot < 0) return !this.builtinFunctions.has(name);
+    return name.slice(0, dot) !== 'pg_catalog' || !this.builtinFunctions.has(name.slice(dot + 1));
+  }
+
   byOid(oid: number): RelationInfo | undefined {
     return this.byOidMap.get(oid);
   }
@@ -69,7 +80,11 @@ export class PgCatalog implements CatalogView {
   }
 
   private async load(): Promise<void> {
-    const [rels, path] = await Promise.all([this.query(RELATIONS_SQL), this.query('SELECT current_schemas(false) AS path')]);
+    const [rels, path, funcs] = await Promise.all([
+      this.query(RELATIONS_SQL),
+      this.query('SELECT current_schemas(false) AS path'),
+      this.query(`SELECT DISTINCT p.proname AS name FROM pg_proc p WHERE p.pronamespace = 'pg_catalog'::regnamespace`),
+    ]);
     const byName = new Map<string, RelationInfo>();
     const byOid = new Map<number, RelationInfo>();
     for (const r of rels.rows) {
@@ -87,6 +102,7 @@ export class PgCatalog implements CatalogView {
     }
     const p = path.rows[0]?.path;
     this.path = (Array.isArray(p) ? p : String(p ?? 'public').replace(/[{}]/g, '').split(',')).map(String).filter((s) => s !== 'pg_catalog');
+    this.builtinFunctions = new Set(funcs.rows.map((f) => String(f.name)));
     this.byName = byName;
     this.byOidMap = byOid;
     this.loadedVersion++;

@@ -38,6 +38,8 @@ export interface StatementFlags {
   doBlock?: boolean;
   loadLibrary?: boolean;
   updateWithoutWhere?: boolean;
+  /** A user-defined function is called outside the select list (in WHERE, JOIN, ORDER BY, ...). */
+  userFunctionInPredicate?: boolean;
   deleteWithoutWhere?: boolean;
 }
 
@@ -74,4 +76,6 @@ export interface CatalogView {
   /** Schemas searched for unqualified names, after pg_catalog. */
   readonly searchPath: readonly string[];
   relation(schema: string | undefined, name: string): RelationInfo | undefined;
+  /** True for functions defined in the database (outside pg_catalog): their bodies can read anything. */
+  isUserFunction?(name: string): boolean;
 }

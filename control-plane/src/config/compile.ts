@@ -23,6 +23,7 @@ import {
   PostgresTlsMode,
   RoleSchema,
   RowLimitAction,
+  UnknownOriginAction,
   StatementKind,
   TableRuleSchema,
   TargetSchema,
@@ -228,6 +229,7 @@ function compileRole(
     defaultAction: ACTION[role.defaultAction ?? 'deny'],
     maxRows: role.maxRows ?? 0,
     rowLimitAction: role.rowLimitAction === 'error' ? RowLimitAction.ERROR : RowLimitAction.TRUNCATE,
+    unknownOrigin: role.unknownOrigin === 'redact' ? UnknownOriginAction.REDACT : UnknownOriginAction.REFUSE,
   });
 }
 

@@ -161,6 +161,7 @@ const roleSpec = obj(
     },
     maxRows: { ...uint(), default: 0, description: '0 means no limit' },
     rowLimitAction: { ...oneOf(ROW_LIMIT_ACTIONS), default: 'truncate' },
+    unknownOrigin: { enum: ['refuse', 'redact'], default: 'refuse' },
     defaultAction: { ...oneOf(POLICY_ACTIONS), default: 'deny' },
     tables: {
       type: 'array',

@@ -153,6 +153,7 @@ export interface RoleSpec {
   statementKinds?: StatementKindName[];
   maxRows?: number;
   rowLimitAction?: RowLimitActionName;
+  unknownOrigin?: 'refuse' | 'redact';
   defaultAction?: PolicyActionName;
   tables: TableRuleSpec[];
 }
