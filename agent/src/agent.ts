@@ -1,32 +1,37 @@
 /**
- * Builds a running agent from a configuration: one engine per listener,
- * sharing the token verifier, the cancel registry and the recorder.
- * Used by main.ts, by tests and by benchmarks alike.
+ * A running agent: one engine per listener of the bundle in force, sharing
+ * the cancel registry, the recorder and the catalog connections. Bundles
+ * come from the single-file config (startAgent) or, later, from the control
+ * plane (startAgentFromBundle + applyBundle). Used by main.ts, tests and
+ * benchmarks alike.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { AgentConfig, PostgresTargetConfig } from './config/types.js';
-import { resolveSecret } from './config/secrets.js';
-import { TokenVerifier } from './identity/index.js';
+import type { AgentConfig } from './config/types.js';
+import type { Listener, PolicyBundle } from '../../proto/src/index.js';
 import { JsonlRecorder } from './audit/jsonl-recorder.js';
 import type { SessionRecorder } from './audit/events.js';
 import { CancelRegistry } from './engines/postgres/cancel.js';
 import { PostgresEngine } from './engines/postgres/listener.js';
-import type { UpstreamTarget } from './engines/postgres/upstream-connect.js';
 import type { ProtocolEngine } from './engines/engine.js';
 import { createLogger } from './log.js';
 import { bundleFromConfig } from './config/to-bundle.js';
-import { TargetPolicy } from './policy/target-policy.js';
-import { CompiledPolicy } from './policy/compiled-policy.js';
-import { connectCatalog, type CatalogConnection } from './policy/catalog-connection.js';
-import { loadParser } from './sql/index.js';
+import { CatalogPool } from './policy/catalog-connection.js';
+import { BundleState } from './bundle-state.js';
 
 export interface RunningAgent {
   engines: ProtocolEngine[];
   /** Bound address per listener name. */
   addresses: Map<string, { address: string; port: number }>;
   recorder: SessionRecorder;
+  /** Version of the bundle in force. */
+  readonly version: string;
+  /**
+   * Validates a new bundle and swaps it in atomically; sessions in flight keep the bundle they
+   * started with. Listeners that changed are restarted. Throws (and keeps the old bundle) if invalid.
+   */
+  applyBundle(bundle: PolicyBundle): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -39,116 +44,136 @@ export interface StartOptions {
   recorder?: SessionRecorder;
 }
 
-function resolveTarget(t: PostgresTargetConfig, baseDir: string): UpstreamTarget {
-  const tls = t.tls ?? { mode: 'disable' as const };
-  return {
-    name: t.name,
-    host: t.host,
-    port: t.port,
-    database: t.database,
-    user: t.user,
-    ...(t.password ? { password: resolveSecret(t.password, baseDir) } : {}),
-    tls: {
-      mode: tls.mode,
-      ...(tls.caFile ? { ca: fs.readFileSync(path.resolve(baseDir, tls.caFile), 'utf8') } : {}),
-      ...(tls.serverName ? { serverName: tls.serverName } : {}),
-    },
-    connectTimeoutMs: t.connectTimeoutMs ?? 10_000,
-  };
+export interface AgentIdentity {
+  id: string;
+  /** Enrollment labels: listeners with an agent selector run only where it matches. */
+  labels?: Record<string, string>;
+  recordingPath: string;
+  relayOnly?: boolean;
 }
 
-export async function startAgent(config: AgentConfig, options: StartOptions = {}): Promise<RunningAgent> {
+/** Single-file mode: the config is compiled into a bundle by the control plane's own compiler. */
+export function startAgent(config: AgentConfig, options: StartOptions = {}): Promise<RunningAgent> {
+  const bundle = bundleFromConfig(config, options.configFile ?? 'agent config');
+  return startAgentFromBundle(
+    { id: config.agent.id, recordingPath: config.recording.path, relayOnly: config.enforcement === 'relay-only' },
+    bundle,
+    options,
+  );
+}
+
+/** What makes a listener's socket: a change here needs a restart, anything else is a swap. */
+function socketKey(l: Listener): string {
+  const pg = l.protocol.case === 'postgres' ? l.protocol.value : undefined;
+  return JSON.stringify([l.address, l.port, l.target, pg?.allowPlaintext, pg?.tls?.certFile, pg?.tls?.keyFile, pg?.maxMessageBytes]);
+}
+
+export async function startAgentFromBundle(identity: AgentIdentity, bundle: PolicyBundle, options: StartOptions = {}): Promise<RunningAgent> {
   const baseDir = options.baseDir ?? process.cwd();
   const log = options.logger ?? createLogger();
-  const recorder = options.recorder ?? new JsonlRecorder(path.resolve(baseDir, config.recording.path));
-  const verifier = new TokenVerifier(config.identity.issuers);
+  const recorder = options.recorder ?? new JsonlRecorder(path.resolve(baseDir, identity.recordingPath));
   const cancels = new CancelRegistry();
-  const roles = new Map(config.roles.map((r) => [r.name, r]));
-  const targets = new Map(config.targets.map((t) => [t.name, resolveTarget(t, baseDir)]));
+  const catalogs = new CatalogPool(log);
+  const makeState = (b: PolicyBundle): BundleState =>
+    new BundleState(b, { baseDir, labels: identity.labels ?? {}, relayOnly: identity.relayOnly ?? false, catalogs, log });
 
-  // Policy: compiled by the same compiler as the control plane's. Each target's catalog is read on
-  // first use, so an agent starts (and keeps serving other targets) while a database is down.
-  const bundle = (config.enforcement ?? 'policy') === 'policy' ? bundleFromConfig(config, options.configFile ?? 'agent config') : undefined;
-  const catalogs: CatalogConnection[] = [];
-  const policies = new Map<string, TargetPolicy>();
-  const loading = new Map<string, Promise<TargetPolicy>>();
-  const policyFor = (target: UpstreamTarget): Promise<TargetPolicy> => {
-    const ready = policies.get(target.name);
-    if (ready) return Promise.resolve(ready);
-    let p = loading.get(target.name);
-    if (!p) {
-      p = (async () => {
-        await loadParser();
-        const catalog = await connectCatalog(target, log.child({ target: target.name }));
-        catalogs.push(catalog);
-        const policy = new TargetPolicy(bundle!, target.name, baseDir, catalog.catalog);
-        policies.set(target.name, policy);
-        return policy;
-      })().finally(() => loading.delete(target.name));
-      loading.set(target.name, p);
-    }
-    return p;
-  };
-  if (bundle) {
-    // Strategies and keys are checked now: a broken policy stops the agent at start, not at a query.
-    new CompiledPolicy(bundle, '*', baseDir);
-    log.info({ version: bundle.version, roles: bundle.roles.length }, 'policy loaded');
-  } else {
-    log.warn('enforcement is relay-only: statements are relayed without inspection or masking');
-  }
+  let current = makeState(bundle);
+  if (current.relayOnly) log.warn('enforcement is relay-only: statements are relayed without inspection or masking');
 
-  const engines: ProtocolEngine[] = config.listeners.map((l) => {
-    const target = targets.get(l.target)!;
+  const engines = new Map<string, { engine: PostgresEngine; key: string }>();
+  const addresses = new Map<string, { address: string; port: number }>();
+
+  const makeEngine = (l: Listener): PostgresEngine => {
+    const pg = l.protocol.case === 'postgres' ? l.protocol.value : undefined;
+    const elog = log.child({ listener: l.name });
     return new PostgresEngine({
+      name: l.name,
       address: l.address,
       port: l.port,
-      allowPlaintext: l.allowPlaintext ?? false,
-      ...(l.tls
+      allowPlaintext: pg?.allowPlaintext ?? false,
+      ...(pg?.tls?.certFile
         ? {
             tls: {
-              cert: fs.readFileSync(path.resolve(baseDir, l.tls.certFile), 'utf8'),
-              key: fs.readFileSync(path.resolve(baseDir, l.tls.keyFile), 'utf8'),
+              cert: fs.readFileSync(path.resolve(baseDir, pg.tls.certFile), 'utf8'),
+              key: fs.readFileSync(path.resolve(baseDir, pg.tls.keyFile), 'utf8'),
             },
           }
         : {}),
       loginTimeoutMs: 30_000,
-      session: {
-        agentId: config.agent.id,
-        listener: l.name,
-        auth: { verifier, groupMappings: config.identity.groupMappings, roles, target: target.name },
-        target,
-        recorder,
-        cancels,
-        log: log.child({ listener: l.name }),
-        maxMessageBytes: l.maxMessageBytes ?? 64 * 1024 * 1024,
-        ...(bundle
-          ? {
-              preparePolicy: async (role: string) => (await policyFor(target)).forRole(role),
-              bundleVersion: () => bundle.version,
-              onDdl: () => void catalogs.find((c) => c.target === target.name)?.refresh(),
-            }
-          : {}),
+      log: elog,
+      cancels,
+      session: () => {
+        // Captured once per connection: the whole session runs under this bundle.
+        const state = current;
+        const target = state.targets.get(l.target);
+        if (!target) throw new Error(`listener ${l.name}: target ${l.target} is not in bundle ${state.version}`);
+        return {
+          agentId: identity.id,
+          listener: l.name,
+          auth: { verifier: state.verifier, groupMappings: (issuer: string) => state.mappingsFor(issuer), roles: state.roles, target: target.name },
+          target,
+          recorder,
+          cancels,
+          log: elog,
+          maxMessageBytes: pg?.maxMessageBytes || 64 * 1024 * 1024,
+          bundleVersion: () => state.version,
+          ...(state.relayOnly
+            ? {}
+            : {
+                preparePolicy: (role: string) => state.policyFor(target, role),
+                onDdl: () => state.refreshCatalog(target.name),
+              }),
+        };
       },
     });
-  });
+  };
 
-  const addresses = new Map<string, { address: string; port: number }>();
+  const reconcile = async (): Promise<void> => {
+    const wanted = new Map(current.listeners.map((l) => [l.name, l]));
+    for (const [name, { engine, key }] of [...engines]) {
+      const l = wanted.get(name);
+      if (!l || socketKey(l) !== key) {
+        await engine.stop();
+        engines.delete(name);
+        addresses.delete(name);
+      }
+    }
+    for (const l of wanted.values()) {
+      if (engines.has(l.name)) continue;
+      const engine = makeEngine(l);
+      addresses.set(l.name, await engine.start());
+      engines.set(l.name, { engine, key: socketKey(l) });
+    }
+  };
+
   try {
-    for (const engine of engines) addresses.set(engine.name, await engine.start());
+    await reconcile();
   } catch (err) {
-    await Promise.all(engines.map((e) => e.stop()));
-    await Promise.all(catalogs.map((c) => c.close()));
+    await Promise.all([...engines.values()].map((e) => e.engine.stop()));
+    await catalogs.close();
     throw err;
   }
-  log.info({ listeners: Object.fromEntries(addresses) }, 'agent started');
+  log.info({ version: current.version, listeners: Object.fromEntries(addresses) }, 'agent started');
 
   return {
-    engines,
+    get engines() {
+      return [...engines.values()].map((e) => e.engine);
+    },
     addresses,
     recorder,
+    get version() {
+      return current.version;
+    },
+    async applyBundle(next: PolicyBundle) {
+      const state = makeState(next);
+      const previous = current.version;
+      current = state;
+      await reconcile();
+      log.info({ version: state.version, previous }, 'bundle applied');
+    },
     async stop() {
-      await Promise.all(engines.map((e) => e.stop()));
-      await Promise.all(catalogs.map((c) => c.close()));
+      await Promise.all([...engines.values()].map((e) => e.engine.stop()));
+      await catalogs.close();
       await recorder.flush().catch(() => undefined);
       await recorder.close();
     },

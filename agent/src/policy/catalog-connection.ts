@@ -5,7 +5,7 @@
  */
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { PgCatalog } from '../sql/index.js';
+import { PgCatalog, loadParser } from '../sql/index.js';
 import type { UpstreamTarget } from '../engines/postgres/upstream-connect.js';
 
 export interface CatalogConnection {
@@ -54,4 +54,38 @@ export async function connectCatalog(target: UpstreamTarget, log: Logger): Promi
     },
     close: () => client.end().catch(() => undefined),
   };
+}
+
+/**
+ * One catalog connection per target, shared by every bundle version (the
+ * database's schema does not change with the policy). Opened on first use;
+ * a failed open is retried by the next session.
+ */
+export class CatalogPool {
+  private readonly open = new Map<string, Promise<CatalogConnection>>();
+
+  constructor(private readonly log: Logger) {}
+
+  get(target: UpstreamTarget): Promise<CatalogConnection> {
+    let c = this.open.get(target.name);
+    if (!c) {
+      c = (async () => {
+        await loadParser();
+        return connectCatalog(target, this.log.child({ target: target.name }));
+      })();
+      c.catch(() => this.open.delete(target.name));
+      this.open.set(target.name, c);
+    }
+    return c;
+  }
+
+  refresh(target: string): void {
+    void this.open.get(target)?.then((c) => c.refresh(), () => undefined);
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.open.values()];
+    this.open.clear();
+    await Promise.all(all.map((c) => c.then((x) => x.close(), () => undefined)));
+  }
 }

@@ -16,7 +16,8 @@ const MAX_PASSWORD_MESSAGE = 32 * 1024;
 
 export interface AuthContext {
   verifier: TokenVerifier;
-  groupMappings: GroupMapping[];
+  /** Group → role mappings that apply to tokens from an issuer. */
+  groupMappings: (issuer: string) => GroupMapping[];
   roles: Map<string, RoleConfig>;
   target: string;
 }
@@ -40,7 +41,7 @@ export async function authenticateClient(
     throw new AuthError('no token given: pass an OIDC access token as the password', '28P01', 'malformed');
   }
   const identity = await ctx.verifier.verify(token);
-  const roleName = resolveRole(identity, ctx.groupMappings);
+  const roleName = resolveRole(identity, ctx.groupMappings(identity.issuer));
   const role = ctx.roles.get(roleName);
   if (!role) {
     throw new AuthError(`role "${roleName}" is mapped but not defined`, '28000', 'no_role');

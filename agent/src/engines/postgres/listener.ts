@@ -13,6 +13,7 @@ import { backend } from './wire/backend-messages.js';
 import { runSession, type SessionContext } from './session.js';
 import type { ProtocolEngine } from '../engine.js';
 import type { SessionEndReason } from '../../audit/events.js';
+import type { CancelRegistry } from './cancel.js';
 
 export interface PostgresListenerOptions {
   address: string;
@@ -21,7 +22,15 @@ export interface PostgresListenerOptions {
   tls?: { cert: string; key: string };
   /** Whole login (TLS, startup, token) must finish within this. */
   loginTimeoutMs: number;
-  session: Omit<SessionContext, 'track'>;
+  /** Listener name, for logs and records. */
+  name: string;
+  log: Logger;
+  cancels: CancelRegistry;
+  /**
+   * The session context in force now (identity, target, policy of the current bundle). Read once
+   * per connection: a session keeps the bundle it started with.
+   */
+  session: () => Omit<SessionContext, 'track'>;
 }
 
 export class PostgresEngine implements ProtocolEngine {
@@ -33,11 +42,11 @@ export class PostgresEngine implements ProtocolEngine {
 
   constructor(private readonly opts: PostgresListenerOptions) {
     this.secureContext = opts.tls ? tls.createSecureContext({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }) : null;
-    this.log = opts.session.log;
+    this.log = opts.log;
   }
 
   get name(): string {
-    return this.opts.session.listener;
+    return this.opts.name;
   }
 
   get activeSessions(): number {
@@ -107,7 +116,7 @@ export class PostgresEngine implements ProtocolEngine {
         case 'cancel':
           reader.detach();
           socket.destroy();
-          await this.opts.session.cancels.cancel(packet.processId, packet.secretKey);
+          await this.opts.cancels.cancel(packet.processId, packet.secretKey);
           return;
         case 'startup': {
           if (!encrypted && !this.opts.allowPlaintext) {
@@ -119,7 +128,7 @@ export class PostgresEngine implements ProtocolEngine {
           const unsupported = [...packet.params.keys()].filter((k) => k.startsWith('_pq_.'));
           if (packet.minor > 0 || unsupported.length > 0) socket.write(negotiateProtocolVersion(unsupported));
           const ctx: SessionContext = {
-            ...this.opts.session,
+            ...this.opts.session(),
             track: (end) => {
               this.live.add(end);
               return () => this.live.delete(end);
