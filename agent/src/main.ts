@@ -1,41 +1,85 @@
 #!/usr/bin/env node
 /**
- * warden-agent: wiring only. `warden-agent --config agent.yaml`
+ * warden-agent: wiring only.
+ *   single-file mode:  warden-agent --config agent.yaml
+ *   managed mode:      warden-agent --control-plane host:port --state-dir DIR [--enroll-token env:NAME --name N --label k=v]
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
 import { loadAgentConfig, ConfigError } from './config/load.js';
+import { resolveSecret } from './config/secrets.js';
 import { startAgent } from './agent.js';
+import { startManagedAgent } from './control/managed-agent.js';
 import { createLogger } from './log.js';
 
 const { values } = parseArgs({
-  options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+  options: {
+    config: { type: 'string', short: 'c' },
+    'control-plane': { type: 'string' },
+    'state-dir': { type: 'string' },
+    'enroll-token': { type: 'string' },
+    name: { type: 'string' },
+    label: { type: 'string', multiple: true },
+    'ca-file': { type: 'string' },
+    insecure: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  },
 });
 
-if (values.help || !values.config) {
-  process.stdout.write(`usage: warden-agent --config <agent.yaml>
+const usage = `usage:
+  warden-agent --config <agent.yaml>
+  warden-agent --control-plane <host:port> --state-dir <dir> [--ca-file ca.pem | --insecure]
+               [--enroll-token env:NAME|file:PATH --name <agent-name> --label key=value ...]
 
-Runs a Warden agent: PostgreSQL clients connect to its listeners with an OIDC
-token as password; the agent verifies it, maps groups to a role and proxies to
-the configured upstream with its own credentials.
+Runs a Warden agent. PostgreSQL clients connect to its listeners with an OIDC
+token as password; the agent verifies it, maps groups to a role, enforces the
+role's policy on every statement and proxies to the upstream with its own
+credentials. In managed mode the agent dials out to the control plane, enrolls
+once with a token, and enforces the signed bundles it receives.
 
-example:
+examples:
   warden-agent --config deploy/examples/agent.yaml
-`);
+  WARDEN_ENROLL=... warden-agent --control-plane cp.internal:7443 --ca-file ca.pem \\
+      --state-dir /var/lib/warden --enroll-token env:WARDEN_ENROLL --name db-east-1 --label site=east
+`;
+
+if (values.help || (!values.config && !values['control-plane'])) {
+  process.stdout.write(usage);
   process.exit(values.help ? 0 : 2);
 }
 
 const log = createLogger();
 try {
-  const file = values.config;
-  const config = loadAgentConfig(file);
-  const agent = await startAgent(config, { baseDir: path.dirname(path.resolve(file)), logger: log, configFile: path.resolve(file) });
+  let stop: () => Promise<void>;
+  if (values.config) {
+    const file = values.config;
+    const agent = await startAgent(loadAgentConfig(file), { baseDir: path.dirname(path.resolve(file)), logger: log, configFile: path.resolve(file) });
+    stop = () => agent.stop();
+  } else {
+    const stateDir = values['state-dir'];
+    if (!stateDir) throw new ConfigError('command line', ['--state-dir is required in managed mode']);
+    const credentials = values.insecure
+      ? grpc.credentials.createInsecure()
+      : grpc.credentials.createSsl(values['ca-file'] ? fs.readFileSync(values['ca-file']) : null);
+    const labels = Object.fromEntries((values.label ?? []).map((l) => l.split('=', 2) as [string, string]));
+    const managed = await startManagedAgent({
+      address: values['control-plane']!,
+      credentials,
+      stateDir,
+      log,
+      recordingPath: path.join(stateDir, 'sessions.jsonl'),
+      ...(values['enroll-token'] ? { enrollment: { token: resolveSecret(values['enroll-token']), name: values.name ?? 'agent', labels } } : {}),
+    });
+    stop = () => managed.stop();
+  }
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    agent.stop().then(
+    stop().then(
       () => process.exit(0),
       (err: unknown) => {
         log.error({ err }, 'shutdown failed');
@@ -50,5 +94,6 @@ try {
     process.stderr.write(err.message + '\n');
     process.exit(2);
   }
-  throw err;
+  process.stderr.write(`warden-agent: ${(err as Error).message}\n`);
+  process.exit(1);
 }

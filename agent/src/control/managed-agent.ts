@@ -1,0 +1,90 @@
+/**
+ * An agent managed by the control plane: enroll once, then run whatever
+ * signed bundle the control plane sends. Restart policy: with a valid signed
+ * bundle cached on disk the agent serves it at once (and keeps serving it
+ * while the control plane is unreachable); with none it opens no listener,
+ * so clients are refused, until the first bundle arrives.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { PolicyBundle } from '../../../proto/src/index.js';
+import { startAgentFromBundle, type RunningAgent } from '../agent.js';
+import { AgentIdentity } from './agent-identity.js';
+import { loadBundle, verifyBundle } from './bundle-cache.js';
+import { ControlLink, enroll } from './control-link.js';
+
+export interface ManagedAgentOptions {
+  address: string;
+  credentials: grpc.ChannelCredentials;
+  stateDir: string;
+  log: Logger;
+  /** Needed only for the first start: an enrollment token and the name/labels to enroll with. */
+  enrollment?: { token: string; name: string; labels?: Record<string, string> };
+  recordingPath: string;
+  backoff?: { initialMs: number; maxMs: number };
+}
+
+export interface ManagedAgent {
+  readonly agent: RunningAgent | null;
+  readonly link: ControlLink;
+  readonly agentId: string;
+  /** Resolves once a bundle (cached or received) is being enforced. */
+  ready: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startManagedAgent(opts: ManagedAgentOptions): Promise<ManagedAgent> {
+  let identity = AgentIdentity.open(opts.stateDir);
+  if (!identity.info) {
+    if (!opts.enrollment) throw new Error(`agent in ${opts.stateDir} is not enrolled: give an enrollment token`);
+    identity = await enroll(opts.address, opts.credentials, identity, opts.enrollment);
+    opts.log.info({ agentId: identity.info!.agentId }, 'enrolled');
+  }
+  const info = identity.info!;
+  let agent: RunningAgent | null = null;
+  let markReady!: () => void;
+  const ready = new Promise<void>((r) => (markReady = r));
+
+  const apply = async (bundle: PolicyBundle): Promise<void> => {
+    if (!agent) {
+      agent = await startAgentFromBundle({ id: info.agentId, labels: info.labels, recordingPath: opts.recordingPath }, bundle, { baseDir: opts.stateDir, logger: opts.log });
+      markReady();
+    } else await agent.applyBundle(bundle);
+  };
+
+  const cached = loadBundle(opts.stateDir);
+  if (cached) {
+    try {
+      await apply(verifyBundle(cached, info.bundleKeys));
+      opts.log.info({ version: cached.version }, 'serving the cached signed bundle until the control plane answers');
+    } catch (err) {
+      opts.log.error({ err: (err as Error).message }, 'cached bundle refused; waiting for the control plane');
+    }
+  }
+
+  const link = new ControlLink({
+    address: opts.address,
+    credentials: opts.credentials,
+    identity,
+    stateDir: opts.stateDir,
+    log: opts.log,
+    appliedVersion: () => agent?.version,
+    apply,
+    activeSessions: () => agent?.engines.reduce((n, e) => n + e.activeSessions, 0) ?? 0,
+    ...(opts.backoff ? { backoff: opts.backoff } : {}),
+  });
+  link.start();
+
+  return {
+    get agent() {
+      return agent;
+    },
+    link,
+    agentId: info.agentId,
+    ready,
+    async stop() {
+      link.stop();
+      await agent?.stop();
+    },
+  };
+}
