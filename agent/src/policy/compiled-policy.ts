@@ -16,7 +16,7 @@ import {
   type TableRule,
 } from '../../../proto/src/index.js';
 import type { Masker } from '../masking/index.js';
-import { MaskerFactory, PolicyLoadError } from './maskers.js';
+import { MaskerFactory, PolicyLoadError, type SecretResolver } from './maskers.js';
 
 export type ColumnAction = 'allow' | 'mask' | 'deny';
 
@@ -138,8 +138,9 @@ export class CompiledPolicy {
     readonly bundle: PolicyBundle,
     readonly target: string,
     baseDir: string,
+    secrets?: SecretResolver,
   ) {
-    this.maskers = new MaskerFactory(bundle.maskingStrategies, baseDir);
+    this.maskers = new MaskerFactory(bundle.maskingStrategies, baseDir, secrets);
     this.classifications = bundle.classifications
       .filter((r) => r.targets.length === 0 || r.targets.includes(target))
       .map((rule) => ({ rule, match: compilePattern(rule.pattern) as (s: string, t: string, c: string) => boolean }));

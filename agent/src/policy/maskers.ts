@@ -19,7 +19,13 @@ function param(spec: MaskSpec | undefined, name: string): string | undefined {
   return spec?.params[name];
 }
 
-function toLibrary(s: MaskingStrategy, spec: MaskSpec | undefined, baseDir: string): MaskStrategy {
+/** Resolves a secret reference; validation tools pass one that never reads real secrets. */
+export type SecretResolver = (ref: string, baseDir: string) => string;
+
+/** For policy tests and validation: decisions never depend on key values, so no real key is read. */
+export const placeholderSecrets: SecretResolver = (ref) => `placeholder-for-${ref}-0123456789`;
+
+function toLibrary(s: MaskingStrategy, spec: MaskSpec | undefined, baseDir: string, secrets: SecretResolver): MaskStrategy {
   const k = s.kind;
   switch (k.case) {
     case 'redact':
@@ -38,7 +44,7 @@ function toLibrary(s: MaskingStrategy, spec: MaskSpec | undefined, baseDir: stri
         throw new PolicyLoadError(`strategy ${s.name}: output_chars must be ${HASH_HEX_DIGITS} (96 bits)`);
       }
       if (!k.value.keyRef) throw new PolicyLoadError(`strategy ${s.name}: hash needs key_ref`);
-      const key = Buffer.from(resolveSecret(k.value.keyRef, baseDir), 'utf8');
+      const key = Buffer.from(secrets(k.value.keyRef, baseDir), 'utf8');
       return { kind: 'hash', key, prefix: param(spec, 'prefix') ?? (k.value.prefix || undefined) };
     }
     case 'generalize': {
@@ -81,7 +87,11 @@ export class MaskerFactory {
   private readonly strategies: Map<string, MaskingStrategy>;
   private readonly cache = new Map<string, Masker>();
 
-  constructor(strategies: MaskingStrategy[], private readonly baseDir: string) {
+  constructor(
+    strategies: MaskingStrategy[],
+    private readonly baseDir: string,
+    private readonly secrets: SecretResolver = resolveSecret,
+  ) {
     this.strategies = new Map(strategies.map((s) => [s.name, s]));
   }
 
@@ -92,7 +102,7 @@ export class MaskerFactory {
     if (!masker) {
       const strategy = this.strategies.get(spec.strategy);
       if (!strategy) throw new PolicyLoadError(`masking strategy "${spec.strategy}" is not in the bundle`);
-      const lib = toLibrary(strategy, spec, this.baseDir);
+      const lib = toLibrary(strategy, spec, this.baseDir, this.secrets);
       masker = compileMasker(lib);
       // A masker whose output ignores its input lets the row rewriter skip reading the value at all.
       if (lib.kind === 'redact' || lib.kind === 'null') (masker as ConstantMasker).constant = masker(Buffer.alloc(0));
