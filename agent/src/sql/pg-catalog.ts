@@ -80,11 +80,10 @@ export class PgCatalog implements CatalogView {
   }
 
   private async load(): Promise<void> {
-    const [rels, path, funcs] = await Promise.all([
-      this.query(RELATIONS_SQL),
-      this.query('SELECT current_schemas(false) AS path'),
-      this.query(`SELECT DISTINCT p.proname AS name FROM pg_proc p WHERE p.pronamespace = 'pg_catalog'::regnamespace`),
-    ]);
+    // One connection runs one query at a time: issue them in turn.
+    const rels = await this.query(RELATIONS_SQL);
+    const path = await this.query('SELECT current_schemas(false) AS path');
+    const funcs = await this.query(`SELECT DISTINCT p.proname AS name FROM pg_proc p WHERE p.pronamespace = 'pg_catalog'::regnamespace`);
     const byName = new Map<string, RelationInfo>();
     const byOid = new Map<number, RelationInfo>();
     for (const r of rels.rows) {
