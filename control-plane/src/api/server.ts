@@ -1,0 +1,39 @@
+/**
+ * The control plane's HTTP API: small plugins, one per resource, typed
+ * schemas on every route, OpenAPI generated from them at /openapi.json.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import type { Logger } from 'pino';
+import peopleAuth, { type PeopleAuthOptions } from './people-auth.js';
+import healthRoutes, { type HealthOptions } from './routes/health.js';
+import configRoutes, { type ConfigRouteOptions } from './routes/config.js';
+import agentRoutes, { type AgentRouteOptions } from './routes/agents.js';
+
+export interface ApiOptions {
+  logger?: Logger | boolean;
+  people: PeopleAuthOptions;
+  health: HealthOptions;
+  config: ConfigRouteOptions;
+  agents: AgentRouteOptions;
+  /** Extra plugins (e.g. the git webhook) registered after the core routes. */
+  register?: (app: FastifyInstance) => Promise<void>;
+}
+
+export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
+  const app = Fastify({ logger: opts.logger ?? false });
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Warden control plane', version: '0.1.0', description: 'Agents, configuration versions and validation results' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+    },
+  });
+  await app.register(peopleAuth, opts.people);
+  await app.register(healthRoutes, opts.health);
+  await app.register(configRoutes, opts.config);
+  await app.register(agentRoutes, opts.agents);
+  if (opts.register) await opts.register(app);
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await app.ready();
+  return app;
+}
