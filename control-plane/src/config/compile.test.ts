@@ -190,7 +190,7 @@ describe('compileBundle on the hospital repository', () => {
   });
 
   it('returns policy tests separately, with defaults', () => {
-    expect(result.tests).toHaveLength(2);
+    expect(result.tests.length).toBeGreaterThanOrEqual(8);
     expect(result.tests[0]).toEqual({
       name: 'analytics sees hashed MRNs',
       file: 'tests/analytics.yaml',
