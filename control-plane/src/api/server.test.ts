@@ -2,8 +2,6 @@
  * The API against a real git repository compiled by the real compiler and
  * people authenticated with real tokens from an in-process OIDC issuer.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from './server.js';
@@ -11,21 +9,9 @@ import { TokenVerifier } from '../../../agent/src/identity/index.js';
 import { startOidcIssuer, type TestIssuer } from '../../../test/support/oidc-issuer.js';
 import { RepoSource, RepoWatcher, configCompiler } from '../gitops/index.js';
 import { makeRepo, removeTemps, silentLogger, type TestRepo } from '../gitops/test-support.js';
+import { HOSPITAL_REPO } from '../config/example-repo.js';
 
-const EXAMPLE = path.resolve('policy-examples/hipaa');
-
-function exampleFiles(): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (dir: string): void => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const full = path.join(dir, e.name);
-      if (e.isDirectory()) walk(full);
-      else if (/\.(ya?ml|json|md)$/.test(e.name)) out[path.relative(EXAMPLE, full)] = fs.readFileSync(full, 'utf8');
-    }
-  };
-  walk(EXAMPLE);
-  return out;
-}
+const exampleFiles = (): Record<string, string> => ({ ...HOSPITAL_REPO });
 
 let issuer: TestIssuer;
 let repo: TestRepo;
