@@ -222,3 +222,21 @@ describe('streaming and backpressure', () => {
     raw.end();
   }, 120_000);
 });
+
+describe('a recorder that cannot write (disk full)', () => {
+  it('refuses statements, then new sessions: nothing runs unrecorded', async () => {
+    const { JsonlRecorder } = await import('../../agent/src/audit/jsonl-recorder.js');
+    const full = await startTestAgent({ issuer: issuer.issuer, recorder: new JsonlRecorder('/dev/full') });
+    try {
+      const c = await connectThroughAgent(full.port, token);
+      c.on('error', () => undefined);
+      // The session start is written within a few milliseconds and fails with ENOSPC.
+      await new Promise((r) => setTimeout(r, 150));
+      await expect(c.query('SELECT 1')).rejects.toMatchObject({ code: '42501', message: expect.stringMatching(/cannot be recorded/) });
+      await c.end().catch(() => undefined);
+      await expect(connectThroughAgent(full.port, token)).rejects.toMatchObject({ code: '57P03' });
+    } finally {
+      await full.agent.stop().catch(() => undefined);
+    }
+  });
+});

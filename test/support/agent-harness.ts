@@ -11,7 +11,7 @@ import { startAgent, type RunningAgent } from '../../agent/src/agent.js';
 import { parseAgentConfig } from '../../agent/src/config/load.js';
 import type { AgentConfig, PostgresListenerConfig, PostgresTargetConfig, RoleConfig, GroupMapping } from '../../agent/src/config/types.js';
 import { readJsonl } from '../../agent/src/audit/jsonl-recorder.js';
-import type { SessionEvent } from '../../agent/src/audit/events.js';
+import type { SessionEvent, SessionRecorder } from '../../agent/src/audit/events.js';
 import { services } from './services.js';
 
 export interface TestAgent {
@@ -33,6 +33,8 @@ export interface TestAgentOptions {
   groupMappings?: GroupMapping[];
   classification?: unknown[];
   masking?: unknown[];
+  /** A recorder of the test's choosing (e.g. one that writes to /dev/full). */
+  recorder?: SessionRecorder;
   /** More targets beside the default one (for roles bound elsewhere). */
   extraTargets?: PostgresTargetConfig[];
   enforcement?: 'policy' | 'relay-only';
@@ -75,7 +77,7 @@ export async function startTestAgent(opts: TestAgentOptions): Promise<TestAgent>
   };
   // Round-trip through the real validator so tests exercise the same checks as the CLI.
   const checked = parseAgentConfig(JSON.stringify(config), 'test-config');
-  const agent = await startAgent(checked, { baseDir: dir, logger: pino({ level: process.env.WARDEN_TEST_LOG ?? 'silent' }) });
+  const agent = await startAgent(checked, { baseDir: dir, logger: pino({ level: process.env.WARDEN_TEST_LOG ?? 'silent' }), ...(opts.recorder ? { recorder: opts.recorder } : {}) });
   const recordingFile = path.join(dir, 'sessions.jsonl');
   return {
     agent,

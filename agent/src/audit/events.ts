@@ -85,5 +85,7 @@ export interface SessionRecorder {
   record(event: SessionEvent): void;
   /** Resolves once everything recorded so far is written. */
   flush(): Promise<void>;
+  /** False once the recorder cannot write: the data path then refuses work rather than run it unrecorded. */
+  readonly healthy: boolean;
   close(): Promise<void>;
 }

@@ -30,6 +30,10 @@ export class JsonlRecorder implements SessionRecorder {
     return this.failure;
   }
 
+  get healthy(): boolean {
+    return this.failure === null;
+  }
+
   record(event: SessionEvent): void {
     if (this.failure) return;
     const line = JSON.stringify(event) + '\n';

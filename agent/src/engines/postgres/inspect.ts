@@ -44,9 +44,14 @@ export class FrontendInspector {
   constructor(
     private readonly queue: PendingQueue,
     private readonly policy: StatementPolicy | null,
+    /** False when the session can no longer be recorded: then nothing runs. */
+    private readonly canRecord: () => boolean = () => true,
   ) {}
 
   private judge(text: string): { decision?: Decision; refusal?: Pending['refusal'] } {
+    if (!this.canRecord()) {
+      return { refusal: { message: 'statement refused: the session cannot be recorded right now, and nothing runs unrecorded', ruleId: 'builtin/recording-unavailable' } };
+    }
     if (!this.policy) return {};
     let decision: Decision;
     try {
@@ -67,11 +72,9 @@ export class FrontendInspector {
       case 0x51: { // Query
         const text = cstring(frame, 5)[0];
         const entry: Pending = { kind: 'simple', text, startedAt, stmtIndex: 0 };
-        if (this.policy) {
-          const { decision, refusal } = this.judge(text);
-          if (decision) entry.decision = decision;
-          if (refusal) entry.refusal = refusal;
-        }
+        const { decision, refusal } = this.judge(text);
+        if (decision) entry.decision = decision;
+        if (refusal) entry.refusal = refusal;
         this.queue.push(entry);
         return entry.refusal ? buildQuery(REFUSAL_SQL) : undefined;
       }

@@ -57,6 +57,8 @@ export interface RelayOptions {
   maxMessageBytes: number;
   /** The role's policy for this session; null relays without inspection (no policy configured). */
   policy: (StatementPolicy & FieldPolicy) | null;
+  /** False once statements can no longer be recorded (fail closed). */
+  canRecord?: () => boolean;
   onStatement(record: StatementRecord): void;
   /** Called once, when the relay is over; `cancelUpstream` is set if the server was still working. */
   onEnd(reason: SessionEndReason, detail: string | undefined, upstreamBusy: boolean): void;
@@ -80,7 +82,7 @@ export class Relay {
     const queue = new PendingQueue();
     // Per session: the masker switches DataRow inspection on and off as results need it.
     const backendInspect = table(BACKEND_INSPECT);
-    this.inspector = new FrontendInspector(queue, opts.policy);
+    this.inspector = new FrontendInspector(queue, opts.policy, opts.canRecord);
     this.masker = new BackendMasker(queue, backendInspect, opts.policy, this.inspector.prepared, opts.onStatement);
 
     this.fromClient = new FrameScanner({

@@ -92,6 +92,12 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
   const log = ctx.log.child({ sessionId, client: start.clientAddress });
   const at = isoNow;
   let authed: Awaited<ReturnType<typeof authenticateClient>>;
+  if (!ctx.recorder.healthy) {
+    // Fail closed: a session that cannot be recorded does not start.
+    fatal(socket, '57P03', 'Warden cannot record sessions right now; refusing new sessions until it can');
+    reader.detach();
+    return;
+  }
   let forwarded: Record<string, string>;
 
   try {
@@ -182,6 +188,7 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
     upstream: upstream.socket,
     maxMessageBytes: ctx.maxMessageBytes,
     policy,
+    canRecord: () => ctx.recorder.healthy,
     onStatement: (s) => {
       seq++;
       if (s.tag && DDL_TAG.test(s.tag)) ctx.onDdl?.();
