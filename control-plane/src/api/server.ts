@@ -21,7 +21,8 @@ export interface ApiOptions {
 }
 
 export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: opts.logger ?? false });
+  // Fastify 5 takes an existing pino logger as `loggerInstance`.
+  const app: FastifyInstance = (typeof opts.logger === 'object' ? Fastify({ loggerInstance: opts.logger }) : Fastify({ logger: opts.logger ?? false })) as unknown as FastifyInstance;
   await app.register(swagger, {
     openapi: {
       info: { title: 'Warden control plane', version: '0.1.0', description: 'Agents, configuration versions and validation results' },
