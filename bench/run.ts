@@ -19,6 +19,7 @@ import { freePort, peakRssKb, startAgentProcess, startPgbouncer } from './lib/pr
 import { streamQuery, type StreamResult } from './lib/stream.js';
 import { renderHtml, renderText, type ReportSection } from './lib/report.js';
 import type { AgentConfig } from '../agent/src/config/types.js';
+import { auditAppendSection } from './lib/audit.js';
 
 const seconds = Number(process.env.WARDEN_BENCH_SECONDS ?? 10);
 const clients = Number(process.env.WARDEN_BENCH_CLIENTS ?? 8);
@@ -167,6 +168,9 @@ async function main(): Promise<void> {
         { name: `agent peak RSS after 4 × ${direct![1].rows} rows`, value: `${(rssAfter / 1024).toFixed(1)} MiB`, note: 'flat: results are never buffered' },
       ],
     });
+    // Durable audit appends: batches into the PostgreSQL hash chain, as the control plane receives them.
+    sections.push(await auditAppendSection(log));
+
     const title = 'Warden agent benchmark';
     const meta = { date: new Date().toISOString(), host: `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}`, node: process.version };
     const text = renderText(title, sections);

@@ -87,3 +87,24 @@ describe('audit hash chain', () => {
     expect((await chain.verify(publicKey)).problem).toMatchObject({ kind: 'bad-checkpoint' });
   });
 });
+
+describe('warden audit verify', () => {
+  it('exits 0 on an intact log and 1, naming the record, on a tampered one', async () => {
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const keyFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'warden-key-')), 'cp.pub');
+    fs.writeFileSync(keyFile, publicKey.export({ type: 'spki', format: 'pem' }));
+    const url = `postgres://${services.postgres.user}@${services.postgres.host}:${services.postgres.port}/${services.postgres.database}`;
+    const run = (): Promise<{ code: number; stdout: string }> =>
+      promisify(execFile)(process.execPath, ['--import', 'tsx', 'control-plane/src/cli/warden.ts', 'audit', 'verify', '--database-url', url, '--schema', schema, '--public-key', keyFile]).then(
+        (r) => ({ code: 0, stdout: r.stdout }),
+        (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
+      );
+    expect(await run()).toMatchObject({ code: 0, stdout: expect.stringMatching(/verified: 40 records, 1 signed checkpoints/) });
+    await q(`UPDATE $S.audit_log SET payload = replace(payload, 'SELECT 7', 'SELECT 8') WHERE seq = 8`);
+    expect(await run()).toMatchObject({ code: 1, stdout: expect.stringMatching(/FAILED verification at record 8: modified/) });
+  }, 30_000);
+});

@@ -5,7 +5,9 @@
  */
 import { parseArgs } from 'node:util';
 import { schemas, type DiagnosticFormat } from '../config/index.js';
+import fs from 'node:fs';
 import { validateCommand } from './validate.js';
+import { auditVerify } from './audit.js';
 
 const HELP = `usage: warden <command> [options]
 
@@ -13,6 +15,11 @@ commands:
   validate [path]      check a config repository: schemas, references, PHI coverage, policy tests
       --format text|github|json   output (github: workflow commands that annotate a pull request)
   schema [kind]        print the JSON Schema of a config kind (all kinds without an argument)
+  audit verify         verify the audit hash chain and its signed checkpoints
+      --database-url URL  the control plane's PostgreSQL (default: $WARDEN_DATABASE_URL)
+      --schema NAME       schema of the audit tables (default: warden)
+      --public-key FILE   the control plane's checkpoint public key (PEM)
+      --from-checkpoint N start at a signed checkpoint instead of the first record
 
 options:
   --json               machine-readable output (same as --format json)
@@ -22,13 +29,22 @@ examples:
   warden validate policy-examples/hipaa
   warden validate . --format github      # in a GitHub Actions step
   warden schema Role > role.schema.json
+  warden audit verify --database-url postgres://cp@db/warden --public-key cp-audit.pub --json
 `;
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { format: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      format: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      'database-url': { type: 'string' },
+      schema: { type: 'string' },
+      'public-key': { type: 'string' },
+      'from-checkpoint': { type: 'string' },
+    },
   });
   const [command, ...rest] = positionals;
   if (values.help || !command) {
@@ -52,10 +68,28 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(JSON.stringify(kind ? schemas[kind as keyof typeof schemas] : schemas, null, 2) + '\n');
       return 0;
     }
+    case 'audit': {
+      if (rest[0] !== 'verify') break;
+      const url = values['database-url'] ?? process.env.WARDEN_DATABASE_URL;
+      if (!url || !values['public-key']) {
+        process.stderr.write('warden audit verify: --database-url (or WARDEN_DATABASE_URL) and --public-key are required\n');
+        return 2;
+      }
+      const r = await auditVerify({
+        url,
+        schema: values.schema ?? 'warden',
+        publicKeyPem: fs.readFileSync(values['public-key'], 'utf8'),
+        ...(values['from-checkpoint'] ? { fromCheckpoint: Number(values['from-checkpoint']) } : {}),
+      });
+      if (format === 'json') process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      else if (r.ok) process.stdout.write(`audit log verified: ${r.checked} records, ${r.checkpointsVerified} signed checkpoints\n`);
+      else process.stdout.write(`audit log FAILED verification at record ${r.problem!.seq}: ${r.problem!.kind} — ${r.problem!.detail}\n`);
+      return r.ok ? 0 : 1;
+    }
     default:
-      process.stderr.write(`warden: unknown command "${command}"\n\n${HELP}`);
-      return 2;
   }
+  process.stderr.write(`warden: unknown command "${[command, ...rest].join(' ')}"\n\n${HELP}`);
+  return 2;
 }
 
 main(process.argv.slice(2)).then(
