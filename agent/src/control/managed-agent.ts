@@ -12,6 +12,8 @@ import { startAgentFromBundle, type RunningAgent } from '../agent.js';
 import { AgentIdentity } from './agent-identity.js';
 import { loadBundle, verifyBundle } from './bundle-cache.js';
 import { ControlLink, enroll } from './control-link.js';
+import path from 'node:path';
+import { DurableSpool } from '../audit/durable-spool.js';
 
 export interface ManagedAgentOptions {
   address: string;
@@ -28,6 +30,8 @@ export interface ManagedAgent {
   readonly agent: RunningAgent | null;
   readonly link: ControlLink;
   readonly agentId: string;
+  /** The durable audit spool (events waiting for the control plane's acknowledgement). */
+  readonly spool: DurableSpool;
   /** Resolves once a bundle (cached or received) is being enforced. */
   ready: Promise<void>;
   stop(): Promise<void>;
@@ -42,12 +46,14 @@ export async function startManagedAgent(opts: ManagedAgentOptions): Promise<Mana
   }
   const info = identity.info!;
   let agent: RunningAgent | null = null;
+  // Every session event is fsync'd here before it counts as recorded, until the control plane acknowledges it.
+  const spool = new DurableSpool({ dir: path.join(opts.stateDir, 'spool') });
   let markReady!: () => void;
   const ready = new Promise<void>((r) => (markReady = r));
 
   const apply = async (bundle: PolicyBundle): Promise<void> => {
     if (!agent) {
-      agent = await startAgentFromBundle({ id: info.agentId, labels: info.labels, recordingPath: opts.recordingPath }, bundle, { baseDir: opts.stateDir, logger: opts.log });
+      agent = await startAgentFromBundle({ id: info.agentId, labels: info.labels, recordingPath: opts.recordingPath }, bundle, { baseDir: opts.stateDir, logger: opts.log, recorder: spool });
       markReady();
     } else await agent.applyBundle(bundle);
   };
@@ -80,6 +86,7 @@ export async function startManagedAgent(opts: ManagedAgentOptions): Promise<Mana
       return agent;
     },
     link,
+    spool,
     agentId: info.agentId,
     ready,
     async stop() {
