@@ -1,0 +1,163 @@
+/**
+ * The AgentService the agents dial: Enroll with a token (their public key
+ * is recorded), then one Connect stream per agent — a fresh challenge the
+ * agent must sign with its enrolled key, the current signed bundle, every
+ * newly published one, and the agent's acknowledgements and heartbeats.
+ */
+import { randomBytes, createPublicKey, verify } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import * as grpc from '@grpc/grpc-js';
+import { toBinary, type MessageInitShape } from '@bufbuild/protobuf';
+import { timestampNow } from '@bufbuild/protobuf/wkt';
+import type { Logger } from 'pino';
+import {
+  AgentService,
+  PolicyBundleSchema,
+  addGrpcService,
+  helloSignedBytes,
+  type AgentMessage,
+  type ControlMessageSchema,
+  type GrpcServiceImplementation,
+  type PolicyBundle,
+} from '../../../proto/src/index.js';
+import { AgentRegistry, EnrollmentError } from './agent-registry.js';
+import type { SigningKey } from './signing-key.js';
+
+interface SignedBundle {
+  version: string;
+  bytes: Uint8Array;
+  signature: Uint8Array;
+}
+
+type Stream = grpc.ServerDuplexStream<AgentMessage, MessageInitShape<typeof ControlMessageSchema>>;
+
+export class Distribution extends EventEmitter<{ acked: [agentId: string, version: string]; rejected: [agentId: string, version: string, error: string] }> {
+  private current: SignedBundle | undefined;
+  private readonly streams = new Map<string, Stream>();
+
+  constructor(
+    private readonly registry: AgentRegistry,
+    private readonly key: SigningKey,
+    private readonly log: Logger,
+    private readonly heartbeatSeconds = 10,
+  ) {
+    super();
+  }
+
+  get connected(): string[] {
+    return [...this.streams.keys()];
+  }
+
+  private info(): { id: string; version: string; bundleSigningKeys: Array<{ keyId: string; publicKey: Uint8Array }>; heartbeatInterval: { seconds: bigint } } {
+    return { id: 'warden-control-plane', version: '0.1.0', bundleSigningKeys: [{ keyId: this.key.keyId, publicKey: this.key.spki }], heartbeatInterval: { seconds: BigInt(this.heartbeatSeconds) } };
+  }
+
+  /** Signs a bundle and pushes it to every connected agent. */
+  publish(bundle: PolicyBundle): void {
+    const bytes = toBinary(PolicyBundleSchema, bundle);
+    this.current = { version: bundle.version, bytes, signature: this.key.sign(bytes) };
+    for (const stream of this.streams.values()) this.push(stream);
+  }
+
+  private push(stream: Stream): void {
+    const c = this.current;
+    if (!c) return;
+    stream.write({ kind: { case: 'bundleUpdate', value: { version: c.version, bundle: c.bytes, signature: c.signature, keyId: this.key.keyId } } });
+  }
+
+  readonly service: GrpcServiceImplementation<typeof AgentService> = {
+    enroll: (call, callback) => {
+      const req = call.request;
+      void (async () => {
+        try {
+          if (req.publicKey.length === 0 || !req.agentName) throw new Error('incomplete enrollment request');
+          createPublicKey({ key: Buffer.from(req.publicKey), format: 'der', type: 'spki' });
+          const labels = { ...(await this.registry.consume(req.enrollmentToken)), ...req.labels };
+          const id = await this.registry.register(req.agentName, labels, req.publicKey);
+          this.log.info({ agentId: id, name: req.agentName }, 'agent enrolled');
+          callback(null, { agentId: id, controlPlane: this.info() });
+        } catch (err) {
+          const details = err instanceof EnrollmentError ? `enrollment token ${err.problem}` : 'invalid enrollment request (name and an Ed25519 public key are required)';
+          callback({ code: err instanceof EnrollmentError ? grpc.status.UNAUTHENTICATED : grpc.status.INVALID_ARGUMENT, details, name: 'EnrollError', message: details, metadata: new grpc.Metadata() });
+        }
+      })();
+    },
+
+    connect: (call) => {
+      const stream = call as unknown as Stream;
+      const nonce = randomBytes(32);
+      let agentId: string | undefined;
+      const refuse = (details: string): void => {
+        stream.emit('error', { code: grpc.status.UNAUTHENTICATED, details });
+      };
+      stream.write({ kind: { case: 'challenge', value: { nonce } } });
+      stream.on('data', (msg: AgentMessage) => {
+        void (async () => {
+          const k = msg.kind;
+          if (!agentId) {
+            if (k.case !== 'hello') return refuse('the first message must be Hello');
+            const agent = await this.registry.get(k.value.agentId);
+            const key = agent ? createPublicKey({ key: agent.publicKey, format: 'der', type: 'spki' }) : undefined;
+            if (!agent || !key || !verify(null, helloSignedBytes(k.value.agentId, nonce), key, k.value.signature)) {
+              return refuse('unknown agent or bad signature');
+            }
+            agentId = agent.id;
+            this.streams.get(agentId)?.end(); // a reconnecting agent replaces its old stream
+            this.streams.set(agentId, stream);
+            await this.registry.seen(agentId);
+            stream.write({ kind: { case: 'welcome', value: { controlPlane: this.info(), serverTime: timestampNow(), desiredBundleVersion: this.current?.version ?? '' } } });
+            if (this.current && k.value.appliedBundleVersion !== this.current.version) this.push(stream);
+            return;
+          }
+          if (k.case === 'bundleAck') {
+            if (k.value.ok) {
+              await this.registry.seen(agentId, k.value.version);
+              this.emit('acked', agentId, k.value.version);
+            } else {
+              this.log.error({ agentId, version: k.value.version, error: k.value.error }, 'agent refused a bundle');
+              this.emit('rejected', agentId, k.value.version, k.value.error);
+            }
+          } else if (k.case === 'heartbeat') await this.registry.seen(agentId);
+        })().catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'agent stream error'));
+      });
+      const gone = (): void => {
+        if (agentId && this.streams.get(agentId) === stream) this.streams.delete(agentId);
+      };
+      stream.on('end', () => {
+        gone();
+        stream.end();
+      });
+      stream.on('cancelled', gone);
+      stream.on('error', gone);
+    },
+  };
+
+  /** Resolves when `count` distinct agents have acknowledged `version`. */
+  waitForAcks(version: string, count: number, timeoutMs: number): Promise<void> {
+    const seen = new Set<string>();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`only ${seen.size}/${count} agents acknowledged ${version}`)), timeoutMs);
+      const on = (agent: string, v: string): void => {
+        if (v !== version) return;
+        seen.add(agent);
+        if (seen.size >= count) {
+          clearTimeout(timer);
+          this.off('acked', on);
+          resolve();
+        }
+      };
+      this.on('acked', on);
+    });
+  }
+}
+
+export async function startDistributionServer(opts: { address: string; port: number; tls?: { cert: string; key: string }; distribution: Distribution }): Promise<{ port: number; close(): Promise<void> }> {
+  const server = new grpc.Server();
+  addGrpcService(server, AgentService, opts.distribution.service);
+  const creds = opts.tls ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(opts.tls.cert), private_key: Buffer.from(opts.tls.key) }], false) : grpc.ServerCredentials.createInsecure();
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync(`${opts.address}:${opts.port}`, creds, (err, p) => (err ? reject(err) : resolve(p))));
+  return {
+    port,
+    close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+  };
+}
