@@ -160,3 +160,31 @@ describe('managed agents', () => {
     expect(fleet.every((m) => m.agent?.version === next.version)).toBe(true);
   }, 60_000);
 });
+
+describe('the gRPC channel over TLS', () => {
+  it('works with the control plane CA and is refused by an agent trusting another CA', async () => {
+    const { makeTestPki } = await import('../support/certs.js');
+    const pki = await makeTestPki();
+    const tlsServer = await startDistributionServer({ address: '127.0.0.1', port: 0, tls: { cert: pki.serverCert, key: pki.serverKey }, distribution });
+    distribution.publish(bundleFromConfig(config(ALL_KINDS), 'tls'));
+    try {
+      const token = await registry.createToken({ ttlMs: 60_000, reusable: true });
+      const opts = (ca: string, dir: string) => ({
+        address: `localhost:${tlsServer.port}`,
+        credentials: grpc.credentials.createSsl(Buffer.from(ca)),
+        stateDir: dir,
+        log,
+        recordingPath: path.join(dir, 's.jsonl'),
+        enrollment: { token, name: 'tls-agent' },
+      });
+      const good = await startManagedAgent(opts(pki.caCert, stateDir()));
+      agents.push(good);
+      await good.ready;
+      expect(good.agent).not.toBeNull();
+      await expect(startManagedAgent(opts(pki.otherCaCert, stateDir()))).rejects.toThrow(/enrollment refused/);
+    } finally {
+      await tlsServer.close();
+      await pki.remove();
+    }
+  }, 60_000);
+});

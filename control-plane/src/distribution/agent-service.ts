@@ -158,6 +158,17 @@ export async function startDistributionServer(opts: { address: string; port: num
   const port = await new Promise<number>((resolve, reject) => server.bindAsync(`${opts.address}:${opts.port}`, creds, (err, p) => (err ? reject(err) : resolve(p))));
   return {
     port,
-    close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+    // Agent streams never end on their own: give calls a moment, then cut them (agents reconnect elsewhere).
+    close: () =>
+      new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 1000);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
   };
 }
