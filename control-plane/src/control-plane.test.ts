@@ -5,10 +5,40 @@
 import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startControlPlane, type RunningControlPlane } from './control-plane.js';
-import { makeRepo, removeTemps, silentLogger, type TestRepo } from './gitops/test-support.js';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import pg from 'pg';
+import { makeRepo, removeTemps, silentLogger, tempDir, type TestRepo } from './gitops/test-support.js';
+import { services } from '../../test/support/services.js';
+import { startManagedAgent } from '../../agent/src/control/managed-agent.js';
 import { HOSPITAL_REPO } from './config/example-repo.js';
 import { startOidcIssuer, type TestIssuer } from '../../test/support/oidc-issuer.js';
 import type { PolicyBundle } from '../../proto/src/index.js';
+
+/** The example repository, pointed at this machine's PostgreSQL and a free port, so a real agent can run it. */
+const LOCAL_TOPOLOGY = {
+  'targets.yaml': `apiVersion: warden.dev/v1
+kind: Target
+spec:
+  name: clinical
+  postgres: { host: ${services.postgres.host}, port: ${services.postgres.port}, database: ${services.postgres.database}, user: ${services.postgres.user} }
+---
+apiVersion: warden.dev/v1
+kind: Target
+spec:
+  name: clinical-dev
+  postgres: { host: ${services.postgres.host}, port: ${services.postgres.port}, database: postgres, user: ${services.postgres.user} }
+`,
+  'listeners.yaml': `apiVersion: warden.dev/v1
+kind: Listener
+spec:
+  name: clinical-pg
+  target: clinical
+  address: 127.0.0.1
+  port: 0
+  postgres: { allowPlaintext: true }
+`,
+};
 
 let repo: TestRepo;
 let cp: RunningControlPlane;
@@ -19,9 +49,13 @@ beforeAll(async () => {
   process.env.WARDEN_TEST_WEBHOOK_SECRET = 'hook-secret-for-tests';
   issuer = await startOidcIssuer();
   repo = await makeRepo();
-  await repo.commit({ ...HOSPITAL_REPO }, 'initial policy');
+  await repo.commit({ ...HOSPITAL_REPO, ...LOCAL_TOPOLOGY }, 'initial policy');
   cp = await startControlPlane(
     {
+      databaseUrl: `postgres://${services.postgres.user}@${services.postgres.host}:${services.postgres.port}/${services.postgres.database}`,
+      databaseSchema: `cp_test_${process.pid}`,
+      grpc: { address: '127.0.0.1', port: 0 },
+      signingKeyFile: path.join(await tempDir('warden-cp-key-'), 'signing.key'),
       repository: { path: repo.dir },
       branch: 'main',
       pollIntervalMs: 60_000,
@@ -37,6 +71,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await cp?.stop();
+  const p = new pg.Pool({ ...services.postgres, max: 1 });
+  await p.query(`DROP SCHEMA IF EXISTS "cp_test_${process.pid}" CASCADE`);
+  await p.end();
   await issuer?.close();
   await removeTemps();
 });
@@ -81,6 +118,36 @@ describe('control plane', () => {
     const token = await issuer.sign({ sub: 'auditor', groups: ['auditors'] }, { audience: 'warden-api' });
     const attempt = await (await fetch(`http://127.0.0.1:${cp.port}/v1/config/attempts/latest`, { headers: { authorization: `Bearer ${token}` } })).json();
     expect(attempt).toMatchObject({ sha: bad, ok: false });
+  });
+
+  it('takes a commit all the way to a managed agent, which enforces it', async () => {
+    process.env.WARDEN_HASH_KEY = 'a-hash-key-of-sufficient-length-0123';
+    const dir = await tempDir('warden-agent-state-');
+    const agent = await startManagedAgent({
+      address: `127.0.0.1:${cp.grpcPort}`,
+      credentials: grpc.credentials.createInsecure(),
+      stateDir: dir,
+      log: silentLogger,
+      recordingPath: path.join(dir, 'sessions.jsonl'),
+      enrollment: { token: await cp.registry.createToken({ ttlMs: 60_000 }), name: 'e2e-agent' },
+    });
+    try {
+      await agent.ready;
+      expect(agent.agent!.version).toBe(cp.watcher.current!.sha);
+      const role = HOSPITAL_REPO['roles/billing.yaml']!.replace('maxRows: 500', 'maxRows: 123');
+      const sha = await repo.commit({ 'roles/billing.yaml': role }, 'billing cap 123');
+      const acked = cp.distribution.waitForAcks(sha, 1, 5000);
+      const t0 = performance.now();
+      await push();
+      await acked;
+      console.log(`commit → agent acknowledged via webhook + gRPC: ${(performance.now() - t0).toFixed(0)} ms`);
+      expect(agent.agent!.version).toBe(sha);
+      const token = await issuer.sign({ sub: 'auditor', groups: ['auditors'] }, { audience: 'warden-api' });
+      const listed = (await (await fetch(`http://127.0.0.1:${cp.port}/v1/agents`, { headers: { authorization: `Bearer ${token}` } })).json()) as { agents: unknown[] };
+      expect(listed.agents).toEqual([expect.objectContaining({ name: 'e2e-agent', connected: true, appliedVersion: sha })]);
+    } finally {
+      await agent.stop();
+    }
   });
 
   it('refuses an unsigned webhook', async () => {

@@ -1,9 +1,15 @@
 /**
  * The control plane, wired: a watched config repository compiled commit by
  * commit (the last good bundle stays in force), the HTTP API and the git
- * webhook. The gRPC distribution to agents attaches to `onBundle`.
+ * webhook, and the gRPC AgentService that hands every good bundle, signed,
+ * to the agents that dial in.
  */
+import fs from 'node:fs';
 import os from 'node:os';
+import pg from 'pg';
+import { AgentRegistry } from './distribution/agent-registry.js';
+import { Distribution, startDistributionServer } from './distribution/agent-service.js';
+import { SigningKey } from './distribution/signing-key.js';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -17,6 +23,13 @@ import type { AgentSummary } from './api/routes/agents.js';
 import type { Capability } from './api/people-auth.js';
 
 export interface ControlPlaneConfig {
+  /** PostgreSQL for agents, enrollment tokens and the audit log. */
+  databaseUrl: string;
+  /** Schema holding the control plane's tables. */
+  databaseSchema?: string;
+  grpc: { address: string; port: number; tls?: { certFile: string; keyFile: string } };
+  /** Ed25519 key that signs bundles (created on first start if missing). */
+  signingKeyFile: string;
   repository: { path: string } | { url: string; tokenRef?: string; cacheDir?: string };
   branch: string;
   pollIntervalMs: number;
@@ -28,6 +41,9 @@ export interface ControlPlaneConfig {
 
 export interface RunningControlPlane {
   api: FastifyInstance;
+  registry: AgentRegistry;
+  distribution: Distribution;
+  grpcPort: number;
   watcher: RepoWatcher<PolicyBundle>;
   port: number;
   /** Called with each new good bundle (gRPC distribution hooks in here). */
@@ -37,9 +53,34 @@ export interface RunningControlPlane {
 
 export async function startControlPlane(
   config: ControlPlaneConfig,
-  opts: { log: Logger; baseDir?: string; agents?: () => Promise<AgentSummary[]> },
+  opts: { log: Logger; baseDir?: string },
 ): Promise<RunningControlPlane> {
   const baseDir = opts.baseDir ?? process.cwd();
+  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 8 });
+  const registry = new AgentRegistry(pool, config.databaseSchema ?? 'warden');
+  await registry.migrate();
+  const key = SigningKey.loadOrCreate(path.resolve(baseDir, config.signingKeyFile));
+  const distribution = new Distribution(registry, key, opts.log);
+  const grpcServer = await startDistributionServer({
+    address: config.grpc.address,
+    port: config.grpc.port,
+    distribution,
+    ...(config.grpc.tls
+      ? { tls: { cert: fs.readFileSync(path.resolve(baseDir, config.grpc.tls.certFile), 'utf8'), key: fs.readFileSync(path.resolve(baseDir, config.grpc.tls.keyFile), 'utf8') } }
+      : {}),
+  });
+  const agents = async (): Promise<AgentSummary[]> => {
+    const connected = new Set(distribution.connected);
+    return (await registry.list()).map((a) => ({
+      id: a.id,
+      name: a.name,
+      labels: a.labels,
+      connected: connected.has(a.id),
+      enrolledAt: a.enrolledAt.toISOString(),
+      ...(a.appliedVersion ? { appliedVersion: a.appliedVersion } : {}),
+      ...(a.lastSeenAt ? { lastSeenAt: a.lastSeenAt.toISOString() } : {}),
+    }));
+  };
   const source =
     'path' in config.repository
       ? new RepoSource({ kind: 'local', dir: path.resolve(baseDir, config.repository.path) })
@@ -59,14 +100,19 @@ export async function startControlPlane(
     people: { verifier: new TokenVerifier(config.people.issuers), capabilities: config.people.capabilities },
     health: { ready: () => watcher.current !== undefined },
     config: { current: () => watcher.current, lastAttempt: () => watcher.lastAttempt },
-    agents: { list: opts.agents ?? (async () => []) },
+    agents: { list: agents },
     ...(secret ? { register: async (app: FastifyInstance) => void (await app.register(gitWebhook, { secret, branch: config.branch, watcher })) } : {}),
   });
   await api.listen({ host: config.http.address, port: config.http.port });
+  // Every good commit goes to every agent, signed.
+  watcher.on('bundle', (applied) => distribution.publish(applied.bundle));
   watcher.start();
   const addr = api.server.address();
   return {
     api,
+    registry,
+    distribution,
+    grpcPort: grpcServer.port,
     watcher,
     port: typeof addr === 'object' && addr ? addr.port : config.http.port,
     onBundle(listener) {
@@ -76,6 +122,8 @@ export async function startControlPlane(
     async stop() {
       watcher.stop();
       await api.close();
+      await grpcServer.close();
+      await pool.end();
     },
   };
 }

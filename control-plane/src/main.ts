@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+/**
+ * warden-control-plane: wiring only. `warden-control-plane --config control-plane.yaml`
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { parse } from 'yaml';
+import { pino } from 'pino';
+import { startControlPlane, type ControlPlaneConfig } from './control-plane.js';
+
+const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
+if (values.help || !values.config) {
+  process.stdout.write(`usage: warden-control-plane --config <control-plane.yaml>
+
+Watches the config repository, compiles each commit, keeps the last good
+bundle, serves the API (OpenAPI at /openapi.json) and hands signed bundles to
+agents over gRPC.
+
+example config:
+  databaseUrl: postgres://warden@db/warden
+  repository: { url: https://git.example.org/platform/warden-config.git, tokenRef: env:GIT_TOKEN }
+  branch: main
+  pollIntervalMs: 30000
+  webhookSecretRef: env:WARDEN_WEBHOOK_SECRET
+  http: { address: 0.0.0.0, port: 8080 }
+  grpc: { address: 0.0.0.0, port: 7443, tls: { certFile: /etc/warden/tls.crt, keyFile: /etc/warden/tls.key } }
+  signingKeyFile: /var/lib/warden/signing.key
+  people:
+    issuers: [{ issuer: https://idp.example.org/realms/hospital, audience: warden-api }]
+    capabilities: { admin: [platform-admins], approver: [privacy-officers], auditor: [compliance] }
+`);
+  process.exit(values.help ? 0 : 2);
+}
+
+const log = pino({ name: 'warden-control-plane', level: process.env.WARDEN_LOG_LEVEL ?? 'info' });
+const file = path.resolve(values.config);
+const config = parse(fs.readFileSync(file, 'utf8')) as ControlPlaneConfig;
+for (const key of ['databaseUrl', 'repository', 'branch', 'http', 'grpc', 'signingKeyFile', 'people'] as const) {
+  if (config[key] === undefined) {
+    process.stderr.write(`${file}: "${key}" is required\n`);
+    process.exit(2);
+  }
+}
+const cp = await startControlPlane({ pollIntervalMs: 30_000, ...config }, { log, baseDir: path.dirname(file) });
+log.info({ http: cp.port, grpc: cp.grpcPort }, 'control plane started');
+const stop = (): void => {
+  cp.stop().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  );
+};
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
