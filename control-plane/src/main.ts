@@ -42,7 +42,7 @@ for (const key of ['databaseUrl', 'repository', 'branch', 'http', 'grpc', 'signi
     process.exit(2);
   }
 }
-const cp = await startControlPlane({ pollIntervalMs: 30_000, ...config }, { log, baseDir: path.dirname(file) });
+const cp = await startControlPlane({ ...config, pollIntervalMs: config.pollIntervalMs ?? 30_000 }, { log, baseDir: path.dirname(file) });
 log.info({ http: cp.port, grpc: cp.grpcPort }, 'control plane started');
 const stop = (): void => {
   cp.stop().then(
