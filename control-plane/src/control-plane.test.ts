@@ -118,6 +118,9 @@ describe('control plane', () => {
     const token = await issuer.sign({ sub: 'auditor', groups: ['auditors'] }, { audience: 'warden-api' });
     const attempt = await (await fetch(`http://127.0.0.1:${cp.port}/v1/config/attempts/latest`, { headers: { authorization: `Bearer ${token}` } })).json();
     expect(attempt).toMatchObject({ sha: bad, ok: false });
+    const metrics = await (await fetch(`http://127.0.0.1:${cp.port}/metrics`)).text();
+    expect(metrics).toMatch(/^warden_config_rejected_total 1$/m);
+    expect(metrics).toContain(`warden_config_version_info{version="${good}"} 1`);
   });
 
   it('takes a commit all the way to a managed agent, which enforces it', async () => {

@@ -21,6 +21,7 @@ import { RepoSource, RepoWatcher, configCompiler, gitWebhook } from './gitops/in
 import { buildApi } from './api/server.js';
 import type { AgentSummary } from './api/routes/agents.js';
 import type { Capability } from './api/people-auth.js';
+import metricsRoutes, { ControlPlaneMetrics } from './api/routes/metrics.js';
 
 export interface ControlPlaneConfig {
   /** PostgreSQL for agents, enrollment tokens and the audit log. */
@@ -95,13 +96,19 @@ export async function startControlPlane(
   watcher.on('rejected', (attempt) => opts.log.error({ sha: attempt.sha, errors: attempt.diagnostics.length }, 'config commit rejected; the last good bundle stays in force'));
   const secret = config.webhookSecretRef ? resolveSecret(config.webhookSecretRef, baseDir) : undefined;
 
+  const metrics = new ControlPlaneMetrics({ currentVersion: () => watcher.current?.sha, connectedAgents: () => distribution.connected.length });
+  watcher.on('bundle', () => metrics.configApplied.inc());
+  watcher.on('rejected', () => metrics.configRejected.inc());
   const api = await buildApi({
     logger: opts.log,
     people: { verifier: new TokenVerifier(config.people.issuers), capabilities: config.people.capabilities },
     health: { ready: () => watcher.current !== undefined },
     config: { current: () => watcher.current, lastAttempt: () => watcher.lastAttempt },
     agents: { list: agents },
-    ...(secret ? { register: async (app: FastifyInstance) => void (await app.register(gitWebhook, { secret, branch: config.branch, watcher })) } : {}),
+    register: async (app: FastifyInstance) => {
+      await app.register(metricsRoutes, { metrics });
+      if (secret) await app.register(gitWebhook, { secret, branch: config.branch, watcher });
+    },
   });
   await api.listen({ host: config.http.address, port: config.http.port });
   // Every good commit goes to every agent, signed.
