@@ -10,6 +10,7 @@ import pg from 'pg';
 import { AgentRegistry } from './distribution/agent-registry.js';
 import { Distribution, startDistributionServer } from './distribution/agent-service.js';
 import { SigningKey } from './distribution/signing-key.js';
+import { AuditChain } from './audit/hash-chain.js';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -42,6 +43,7 @@ export interface ControlPlaneConfig {
 
 export interface RunningControlPlane {
   api: FastifyInstance;
+  audit: AuditChain;
   registry: AgentRegistry;
   distribution: Distribution;
   grpcPort: number;
@@ -61,7 +63,9 @@ export async function startControlPlane(
   const registry = new AgentRegistry(pool, config.databaseSchema ?? 'warden');
   await registry.migrate();
   const key = SigningKey.loadOrCreate(path.resolve(baseDir, config.signingKeyFile));
-  const distribution = new Distribution(registry, key, opts.log);
+  const audit = new AuditChain(pool, config.databaseSchema ?? 'warden');
+  await audit.migrate();
+  const distribution = new Distribution(registry, key, opts.log, 10, audit);
   const grpcServer = await startDistributionServer({
     address: config.grpc.address,
     port: config.grpc.port,
@@ -117,6 +121,7 @@ export async function startControlPlane(
   const addr = api.server.address();
   return {
     api,
+    audit,
     registry,
     distribution,
     grpcPort: grpcServer.port,

@@ -41,6 +41,8 @@ export class DurableSpool implements SessionRecorder {
   private readonly acked = new Map<string, number>();
   private unackedBytes = 0;
   private waiters: Array<() => void> = [];
+  /** Where durable events go next (the control-plane link sets this while connected). */
+  sink: ((events: SpooledEvent[]) => void) | undefined;
 
   constructor(private readonly opts: DurableSpoolOptions) {
     fs.mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
@@ -113,6 +115,7 @@ export class DurableSpool implements SessionRecorder {
           this.unackedBytes += bytes;
         });
         this.opts.onDurable?.(batch);
+        this.sink?.(batch);
       } catch (err) {
         this.failure = err as Error;
       }

@@ -22,6 +22,8 @@ import {
 } from '../../../proto/src/index.js';
 import type { AgentIdentity } from './agent-identity.js';
 import { saveBundle, verifyBundle, type SignedBundle } from './bundle-cache.js';
+import type { DurableSpool, SpooledEvent } from '../audit/durable-spool.js';
+import { toAuditEvent } from '../audit/to-proto.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -69,7 +71,11 @@ export interface ControlLinkOptions {
   apply(bundle: PolicyBundle): Promise<void>;
   activeSessions(): number;
   backoff?: { initialMs: number; maxMs: number };
+  /** The durable spool: its events are streamed, replayed on every (re)connect, and dropped once acknowledged. */
+  spool?: DurableSpool;
 }
+
+const AUDIT_BATCH = 500;
 
 export class ControlLink extends EventEmitter<{ applied: [string]; rejected: [string, string]; connected: []; disconnected: [string] }> {
   private client: ReturnType<typeof createGrpcClient<typeof AgentService>> | null = null;
@@ -132,9 +138,24 @@ export class ControlLink extends EventEmitter<{ applied: [string]; rejected: [st
           if (this.heartbeat) clearInterval(this.heartbeat);
           this.heartbeat = setInterval(() => send({ kind: { case: 'heartbeat', value: { sentAt: timestampNow(), activeSessions: this.opts.activeSessions() } } }), every);
           this.heartbeat.unref();
+          const spool = this.opts.spool;
+          if (spool) {
+            // Everything not yet acknowledged goes first (the control plane drops what it already has).
+            const sendEvents = (events: SpooledEvent[]): void => {
+              for (let i = 0; i < events.length; i += AUDIT_BATCH) {
+                const slice = events.slice(i, i + AUDIT_BATCH);
+                send({ kind: { case: 'auditBatch', value: { events: slice.map((e) => toAuditEvent(e.event, e.seq, this.opts.appliedVersion())) } } });
+              }
+            };
+            sendEvents(spool.pending());
+            spool.sink = sendEvents;
+          }
           this.emit('connected');
           return;
         }
+        case 'auditAck':
+          this.opts.spool?.ack(k.value.sessionId, Number(k.value.upToSequence));
+          return;
         case 'bundleUpdate':
           void this.onBundle({ version: k.value.version, bytes: k.value.bundle, signature: k.value.signature, keyId: k.value.keyId }, send);
           return;
@@ -145,6 +166,7 @@ export class ControlLink extends EventEmitter<{ applied: [string]; rejected: [st
       if (this.stream !== stream) return;
       this.stream = null;
       this.connected = false;
+      if (this.opts.spool) this.opts.spool.sink = undefined;
       if (this.heartbeat) clearInterval(this.heartbeat);
       this.emit('disconnected', why);
       if (this.stopped) return;

@@ -77,6 +77,7 @@ export async function startManagedAgent(opts: ManagedAgentOptions): Promise<Mana
     appliedVersion: () => agent?.version,
     apply,
     activeSessions: () => agent?.engines.reduce((n, e) => n + e.activeSessions, 0) ?? 0,
+    spool,
     ...(opts.backoff ? { backoff: opts.backoff } : {}),
   });
   link.start();

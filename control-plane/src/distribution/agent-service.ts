@@ -7,11 +7,13 @@
 import { randomBytes, createPublicKey, verify } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
-import { toBinary, type MessageInitShape } from '@bufbuild/protobuf';
+import { toBinary, toJson, type MessageInitShape } from '@bufbuild/protobuf';
+import type { AuditChain } from '../audit/hash-chain.js';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
 import type { Logger } from 'pino';
 import {
   AgentService,
+  AuditEventSchema,
   PolicyBundleSchema,
   addGrpcService,
   helloSignedBytes,
@@ -40,6 +42,8 @@ export class Distribution extends EventEmitter<{ acked: [agentId: string, versio
     private readonly key: SigningKey,
     private readonly log: Logger,
     private readonly heartbeatSeconds = 10,
+    /** Where agents' audit events are appended; acknowledged only after the durable write. */
+    private readonly audit?: AuditChain,
   ) {
     super();
   }
@@ -118,6 +122,13 @@ export class Distribution extends EventEmitter<{ acked: [agentId: string, versio
               this.emit('rejected', agentId, k.value.version, k.value.error);
             }
           } else if (k.case === 'heartbeat') await this.registry.seen(agentId);
+          else if (k.case === 'auditBatch' && this.audit) {
+            const events = k.value.events;
+            await this.audit.append(events.map((e) => ({ sessionId: e.sessionId, sessionSeq: Number(e.sequence), event: { agentId, ...(toJson(AuditEventSchema, e) as object) } })));
+            const upTo = new Map<string, number>();
+            for (const e of events) upTo.set(e.sessionId, Math.max(upTo.get(e.sessionId) ?? 0, Number(e.sequence)));
+            for (const [sessionId, seq] of upTo) stream.write({ kind: { case: 'auditAck', value: { sessionId, upToSequence: BigInt(seq) } } });
+          }
         })().catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'agent stream error'));
       });
       const gone = (): void => {

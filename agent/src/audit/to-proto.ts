@@ -1,0 +1,91 @@
+/**
+ * Session events as the audit stream carries them (proto AuditEvent), so the
+ * control plane stores one typed, versioned shape whatever agent sent it.
+ */
+import { create } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import {
+  AuditEventSchema,
+  SessionEndReason,
+  StatementDecision,
+  StatementProtocol,
+  type AuditEvent,
+} from '../../../proto/src/index.js';
+import type { SessionEvent } from './events.js';
+
+const DECISION: Record<string, StatementDecision> = {
+  allow: StatementDecision.ALLOW,
+  mask: StatementDecision.MASK,
+  deny: StatementDecision.DENY,
+  unchecked: StatementDecision.UNSPECIFIED,
+};
+const PROTOCOL: Record<string, StatementProtocol> = {
+  simple: StatementProtocol.SIMPLE,
+  extended: StatementProtocol.EXTENDED,
+  'function-call': StatementProtocol.FUNCTION_CALL,
+};
+const END: Record<string, SessionEndReason> = {
+  client_terminate: SessionEndReason.CLIENT_TERMINATE,
+  client_disconnect: SessionEndReason.CLIENT_DISCONNECT,
+  upstream_closed: SessionEndReason.UPSTREAM_CLOSED,
+  upstream_error: SessionEndReason.UPSTREAM_ERROR,
+  protocol_error: SessionEndReason.PROTOCOL_ERROR,
+  auth_failed: SessionEndReason.AUTH_FAILED,
+  agent_shutdown: SessionEndReason.AGENT_SHUTDOWN,
+};
+
+export function toAuditEvent(e: SessionEvent, sequence: number, bundleVersion = ''): AuditEvent {
+  const at = timestampFromDate(new Date(e.at));
+  const base = { sessionId: e.sessionId, sequence: BigInt(sequence) };
+  switch (e.type) {
+    case 'session.start':
+      return create(AuditEventSchema, {
+        ...base,
+        kind: {
+          case: 'sessionStart',
+          value: {
+            identity: { subject: e.identity.subject, issuer: e.identity.issuer, groups: e.identity.groups, tokenId: e.identity.tokenId ?? '' },
+            role: e.role,
+            clientAddress: e.clientAddress,
+            agentId: e.agentId,
+            target: e.target,
+            listener: e.listener,
+            bundleVersion,
+            startedAt: at,
+            tls: e.tls,
+            applicationName: e.applicationName ?? '',
+          },
+        },
+      });
+    case 'statement':
+      return create(AuditEventSchema, {
+        ...base,
+        kind: {
+          case: 'statement',
+          value: {
+            text: e.text,
+            decision: DECISION[e.decision] ?? StatementDecision.UNSPECIFIED,
+            ruleIds: e.ruleIds ?? [],
+            maskedColumns: (e.maskedColumns ?? []).map((m) => `${m.column}:${m.strategy}`),
+            rowCount: BigInt(e.rows),
+            ...(e.error ? { error: { sqlstate: e.error.code, message: e.error.message } } : {}),
+            startedAt: at,
+            durationUs: BigInt(Math.round(e.durationMs * 1000)),
+            protocol: PROTOCOL[e.protocol] ?? StatementProtocol.UNSPECIFIED,
+            commandTag: e.tag ?? '',
+            truncated: e.truncated ?? false,
+          },
+        },
+      });
+    case 'session.end':
+      return create(AuditEventSchema, {
+        ...base,
+        kind: { case: 'sessionEnd', value: { reason: END[e.reason] ?? SessionEndReason.UNSPECIFIED, detail: e.detail ?? '', endedAt: at, statementCount: BigInt(e.statements) } },
+      });
+    case 'auth.refused':
+      return create(AuditEventSchema, {
+        ...base,
+        kind: { case: 'authRefused', value: { agentId: e.agentId, listener: e.listener, clientAddress: e.clientAddress, sqlstate: e.sqlState, reason: e.reason, subject: e.subject ?? '' } },
+      });
+  }
+}
