@@ -7,6 +7,7 @@
  */
 import { createHash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import type pg from 'pg';
+import { SchemaTables } from '../db/schema-tables.js';
 import { canonicalJson } from './canonical.js';
 
 export interface AuditRecordInput {
@@ -52,15 +53,7 @@ export function keyIdOf(publicKey: KeyObject): string {
   return createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex').slice(0, 16);
 }
 
-export class AuditChain {
-  constructor(
-    private readonly pool: pg.Pool,
-    private readonly schema: string,
-  ) {}
-
-  private t(name: string): string {
-    return `"${this.schema}".${name}`;
-  }
+export class AuditChain extends SchemaTables {
 
   async migrate(): Promise<void> {
     await this.pool.query(`

@@ -5,6 +5,7 @@
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type pg from 'pg';
+import { SchemaTables } from '../db/schema-tables.js';
 
 export type TokenProblem = 'unknown' | 'expired' | 'used';
 
@@ -26,15 +27,7 @@ export interface AgentRecord {
 
 const hash = (token: string): Buffer => createHash('sha256').update(token).digest();
 
-export class AgentRegistry {
-  constructor(
-    private readonly pool: pg.Pool,
-    private readonly schema: string,
-  ) {}
-
-  private t(name: string): string {
-    return `"${this.schema}".${name}`;
-  }
+export class AgentRegistry extends SchemaTables {
 
   async migrate(): Promise<void> {
     await this.pool.query(`
