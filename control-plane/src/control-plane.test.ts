@@ -158,3 +158,30 @@ describe('control plane', () => {
     expect(res.status).toBe(401);
   });
 });
+
+describe('control plane without a database server', () => {
+  it('runs on the embedded PostgreSQL: enrollment tokens, agents and the audit chain', async () => {
+    const embedded = await startControlPlane(
+      {
+        grpc: { address: '127.0.0.1', port: 0 },
+        signingKeyFile: path.join(await tempDir('warden-cp-key-'), 'signing.key'),
+        repository: { path: repo.dir },
+        branch: 'main',
+        pollIntervalMs: 60_000,
+        http: { address: '127.0.0.1', port: 0 },
+        people: { issuers: [{ issuer: issuer.issuer, audience: 'warden-api' }], capabilities: { admin: [], approver: [], auditor: ['auditors'] } },
+      },
+      { log: silentLogger },
+    );
+    try {
+      for (let i = 0; i < 100 && !embedded.watcher.current; i++) await new Promise((r) => setTimeout(r, 50));
+      expect((await fetch(`http://127.0.0.1:${embedded.port}/readyz`)).status).toBe(200);
+      const token = await embedded.registry.createToken({ ttlMs: 60_000 });
+      expect(await embedded.registry.consume(token)).toEqual({});
+      await embedded.audit.append([{ sessionId: 's', sessionSeq: 1, event: { type: 'statement' } }]);
+      expect((await embedded.audit.verify((await import('node:crypto')).generateKeyPairSync('ed25519').publicKey)).ok).toBe(true);
+    } finally {
+      await embedded.stop();
+    }
+  }, 60_000);
+});

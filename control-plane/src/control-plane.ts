@@ -11,6 +11,7 @@ import { AgentRegistry } from './distribution/agent-registry.js';
 import { Distribution, startDistributionServer } from './distribution/agent-service.js';
 import { SigningKey } from './distribution/signing-key.js';
 import { AuditChain } from './audit/hash-chain.js';
+import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -25,8 +26,13 @@ import type { Capability } from './api/people-auth.js';
 import metricsRoutes, { ControlPlaneMetrics } from './api/routes/metrics.js';
 
 export interface ControlPlaneConfig {
-  /** PostgreSQL for agents, enrollment tokens and the audit log. */
-  databaseUrl: string;
+  /**
+   * PostgreSQL for agents, enrollment tokens and the audit log. Without one the control plane
+   * runs an embedded PostgreSQL (PGlite) — for demos and single-node trials, not production.
+   */
+  databaseUrl?: string;
+  /** Where the embedded database keeps its files (in memory when absent). */
+  embeddedDataDir?: string;
   /** Schema holding the control plane's tables. */
   databaseSchema?: string;
   grpc: { address: string; port: number; tls?: { certFile: string; keyFile: string } };
@@ -59,7 +65,9 @@ export async function startControlPlane(
   opts: { log: Logger; baseDir?: string },
 ): Promise<RunningControlPlane> {
   const baseDir = opts.baseDir ?? process.cwd();
-  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 8 });
+  const embedded = config.databaseUrl ? undefined : await startEmbeddedPostgres(config.embeddedDataDir ? path.resolve(baseDir, config.embeddedDataDir) : undefined);
+  // The embedded database is one PostgreSQL session: one pooled connection keeps transactions whole.
+  const pool = new pg.Pool(embedded ? { connectionString: embedded.url, max: 1 } : { connectionString: config.databaseUrl, max: 8 });
   const registry = new AgentRegistry(pool, config.databaseSchema ?? 'warden');
   await registry.migrate();
   const key = SigningKey.loadOrCreate(path.resolve(baseDir, config.signingKeyFile));
@@ -136,6 +144,7 @@ export async function startControlPlane(
       await api.close();
       await grpcServer.close();
       await pool.end();
+      await embedded?.stop();
     },
   };
 }

@@ -18,7 +18,7 @@ bundle, serves the API (OpenAPI at /openapi.json) and hands signed bundles to
 agents over gRPC.
 
 example config:
-  databaseUrl: postgres://warden@db/warden
+  databaseUrl: postgres://warden@db/warden      # omit to run on an embedded PostgreSQL (PGlite)
   repository: { url: https://git.example.org/platform/warden-config.git, tokenRef: env:GIT_TOKEN }
   branch: main
   pollIntervalMs: 30000
@@ -36,7 +36,7 @@ example config:
 const log = pino({ name: 'warden-control-plane', level: process.env.WARDEN_LOG_LEVEL ?? 'info' });
 const file = path.resolve(values.config);
 const config = parse(fs.readFileSync(file, 'utf8')) as ControlPlaneConfig;
-for (const key of ['databaseUrl', 'repository', 'branch', 'http', 'grpc', 'signingKeyFile', 'people'] as const) {
+for (const key of ['repository', 'branch', 'http', 'grpc', 'signingKeyFile', 'people'] as const) {
   if (config[key] === undefined) {
     process.stderr.write(`${file}: "${key}" is required\n`);
     process.exit(2);
