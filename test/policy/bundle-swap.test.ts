@@ -9,6 +9,7 @@ import { startPolicyWorld, type PolicyWorld } from './policy-harness.js';
 import { bundleFromConfig } from '../../agent/src/config/to-bundle.js';
 import type { AgentConfig, RoleConfig } from '../../agent/src/config/types.js';
 import { connectThroughAgent } from '../support/agent-harness.js';
+import { normalizeSql } from '../../agent/src/sql/index.js';
 
 let w: PolicyWorld;
 beforeAll(async () => {
@@ -42,7 +43,8 @@ describe('applying a new bundle', () => {
     await after.end();
 
     await new Promise((r) => setTimeout(r, 150));
-    const versions = new Set((await w.agent.events()).filter((e) => e.type === 'statement' && e.text === sql).map((e) => (e.type === 'statement' ? e.bundleVersion : '')));
+    const recorded = normalizeSql(sql).key;
+    const versions = new Set((await w.agent.events()).filter((e) => e.type === 'statement' && e.text === recorded).map((e) => (e.type === 'statement' ? e.bundleVersion : '')));
     expect(versions).toEqual(new Set([oldVersion, w.agent.agent.version]));
   });
 

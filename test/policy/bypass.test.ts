@@ -6,6 +6,7 @@
  * the generated data set (names, SSNs, MRNs, phones, e-mails, addresses,
  * dates of birth). None may appear.
  */
+import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPolicyWorld, leaked, type PolicyWorld } from './policy-harness.js';
 import { RawPg, serialize } from '../support/raw-pg.js';
@@ -135,6 +136,17 @@ describe('bypass attempts by clinical-analytics', () => {
     expect(ok.filter((m) => m.name === 'dataRow').length).toBe(50);
     raw.end();
     expect(leaked(Buffer.concat(chunks), w.secrets)).toEqual([]);
+  });
+
+  it('keeps PHI the client typed into a literal out of the session record', async () => {
+    const p = w.rows.patients[0]!;
+    const { messages } = await w.rawQuery('analytics', `SELECT id FROM ${w.schema}.patients WHERE ssn = '${String(p.ssn)}' OR last_name = '${String(p.last_name)}'`);
+    expect(messages.some((m) => m.name === 'error' && m.code === '42501')).toBe(true);
+    await new Promise((r) => setTimeout(r, 100));
+    await w.agent.events();
+    const recording = fs.readFileSync(w.agent.recordingFile);
+    expect(leaked(recording, w.secrets)).toEqual([]);
+    expect(recording.toString()).toContain(`from ${w.schema}.patients where ssn=? or last_name=?`);
   });
 
   it('leaks nothing through the function-call protocol', async () => {

@@ -17,6 +17,7 @@ import type { PreparedStatement } from './inspect.js';
 import type { Masker } from '../../masking/index.js';
 import { compileMasker } from '../../masking/index.js';
 import type { StatementRecord } from '../../audit/events.js';
+import { normalizeSql } from '../../sql/index.js';
 
 export type { StatementRecord };
 
@@ -31,6 +32,19 @@ export interface FieldPolicy {
 }
 
 const D = 0x44;
+
+/**
+ * What the audit record keeps of a statement under a role with PHI
+ * restrictions: its shape with every literal replaced by `?`. A client may
+ * type PHI into a literal (WHERE ssn = '...'); the record must not keep it.
+ */
+function recordedText(text: string): string {
+  try {
+    return normalizeSql(text).key;
+  } catch {
+    return '<statement not recorded: it could not be read>';
+  }
+}
 const REDACT = compileMasker({ kind: 'redact' });
 
 export class BackendMasker {
@@ -190,7 +204,7 @@ export class BackendMasker {
     const d = p.decision;
     const rec: StatementRecord = {
       protocol: p.kind === 'simple' ? (p.text === '<function call>' ? 'function-call' : 'simple') : p.kind === 'fcall' ? 'function-call' : 'extended',
-      text: p.text,
+      text: this.policy?.restrictsPhi ? recordedText(p.text) : p.text,
       rows: this.rows,
       durationMs: Math.round((performance.now() - p.startedAt) * 1000) / 1000,
       decision: p.refusal ? 'deny' : d ? d.action : 'unchecked',
