@@ -16,6 +16,7 @@ import { StatementKind } from '../../../proto/src/index.js';
 import type { CompiledRole, ColumnDecision } from './compiled-policy.js';
 import type { StatementAnalysis, StatementFlags, ColumnRef } from '../sql/index.js';
 import { compileMasker, type Masker } from '../masking/index.js';
+import type { ApprovalCandidate } from './approval-rules.js';
 
 const REDACT_UNKNOWN = compileMasker({ kind: 'redact' });
 
@@ -43,6 +44,8 @@ export interface Decision {
   reason?: string;
   statements: StatementPlan[];
   maskedColumns: Array<{ column: string; strategy: string }>;
+  /** Approval rules whose statement-shape conditions hold (see approval-rules.ts); absent when none. */
+  approvals?: ApprovalCandidate[];
 }
 
 /** Analysis kinds → the bundle's statement kinds. */

@@ -11,6 +11,7 @@
 import type { PolicyBundle } from '../../../proto/src/index.js';
 import { CompiledPolicy, type CompiledRole } from './compiled-policy.js';
 import { decide, type Decision } from './decide.js';
+import { ApprovalRules } from './approval-rules.js';
 import type { Masker } from '../masking/index.js';
 import { normalizeSql, analyzeSql, type CatalogView } from '../sql/index.js';
 
@@ -45,7 +46,10 @@ export class TargetPolicy {
     private readonly catalog: TargetCatalog,
   ) {
     this.compiled = new CompiledPolicy(bundle, target, baseDir);
+    this.approvalRules = new ApprovalRules(bundle, target);
   }
+
+  private readonly approvalRules: ApprovalRules;
 
   get version(): string {
     return this.compiled.version;
@@ -73,7 +77,10 @@ export class TargetPolicy {
     if (!perRole) this.decisions.set(role.name, (perRole = new Map()));
     let d = perRole.get(key);
     if (!d) {
-      d = decide(this.analysis(text, key), role);
+      const analyses = this.analysis(text, key);
+      d = decide(analyses, role);
+      const approvals = this.approvalRules.candidates(role, analyses, d, d.statements.map((s) => s.kind));
+      if (approvals.length > 0) d.approvals = approvals;
       if (perRole.size >= MAX_CACHED) perRole.delete(perRole.keys().next().value!);
       perRole.set(key, d);
     }

@@ -145,7 +145,7 @@ describe('compileBundle on the hospital repository', () => {
     expect(expanded[0]!.id).toBe('role/clinical-analytics/table/0/column/0/classification/clinic.patients.mrn');
     expect(expanded.every((c) => c.action === PolicyAction.MASK)).toBe(true);
     // An explicit allow by class stays a class rule.
-    const care = role('care-coordination').tables[0]!.columns[1]!;
+    const care = role('care-coordination').tables[0]!.columns[3]!;
     expect(care.selector).toEqual({ case: 'phiClass', value: PhiClass.DIRECT_IDENTIFIER });
     expect(care.mask).toBeUndefined();
   });

@@ -249,6 +249,7 @@ function compileApproval(s: ApprovalRuleSpec): ApprovalRule {
       writeWithoutWhere: mt.writeWithoutWhere ?? false,
       ddl: mt.ddl ?? false,
       rowLimitExceeded: mt.rowLimitExceeded ?? false,
+      unmask: mt.unmask ?? false,
       ...(mt.time
         ? {
             time: {
@@ -280,6 +281,7 @@ function compileTests(m: Model): PolicyTestCase[] {
     identity: { subject: s.identity.subject, groups: [...s.identity.groups], ...(s.identity.role ? { role: s.identity.role } : {}) },
     target: s.target,
     sql: s.sql,
+    ...(s.at !== undefined ? { at: s.at } : {}),
     expect: {
       decision: s.expect.decision,
       maskedColumns: [...(s.expect.maskedColumns ?? [])],

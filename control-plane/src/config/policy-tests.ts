@@ -9,6 +9,7 @@
 import { resolveRole, type VerifiedIdentity } from '../../../agent/src/identity/index.js';
 import { CompiledPolicy } from '../../../agent/src/policy/compiled-policy.js';
 import { decide } from '../../../agent/src/policy/decide.js';
+import { ApprovalRules, holdingRule, type ApprovalCandidate } from '../../../agent/src/policy/approval-rules.js';
 import { placeholderSecrets } from '../../../agent/src/policy/maskers.js';
 import { analyzeSql, loadParser, type CatalogView, type RelationInfo } from '../../../agent/src/sql/index.js';
 import type { PolicyBundle } from '../../../proto/src/index.js';
@@ -69,6 +70,7 @@ function roleFor(bundle: PolicyBundle, t: PolicyTestCase): string {
 export async function runPolicyTests(bundle: PolicyBundle, tests: PolicyTestCase[], catalogs: Map<string, CatalogView>): Promise<PolicyTestResult[]> {
   await loadParser();
   const compiled = new Map<string, CompiledPolicy>();
+  const approvalRules = new Map<string, ApprovalRules>();
   const results: PolicyTestResult[] = [];
   for (const t of tests) {
     const fail = (got: string, problem: string): void => void results.push({ test: t, ok: false, got, problem });
@@ -91,18 +93,26 @@ export async function runPolicyTests(bundle: PolicyBundle, tests: PolicyTestCase
       fail('-', `role "${roleName}" is not in the bundle`);
       continue;
     }
-    if (t.expect.decision === 'hold') {
-      fail('-', 'approval rules are not evaluated yet: "hold" cannot be checked');
-      continue;
-    }
     let decision;
+    let held: ApprovalCandidate | undefined;
     try {
-      decision = decide(analyzeSql(t.sql, catalog), role);
+      const analyses = analyzeSql(t.sql, catalog);
+      decision = decide(analyses, role);
+      let rules = approvalRules.get(t.target);
+      if (!rules) approvalRules.set(t.target, (rules = new ApprovalRules(bundle, t.target)));
+      const candidates = rules.candidates(role, analyses, decision, decision.statements.map((s) => s.kind));
+      // Without `at`, time windows are taken to hold. Row-limit rules depend on the data, not the statement: never "hold" here.
+      held = t.at ? holdingRule(candidates, new Date(t.at)) : candidates.find((c) => !c.rowLimit);
     } catch (err) {
       decision = { action: 'deny' as const, reason: (err as Error).message, maskedColumns: [], ruleIds: [], statements: [] };
     }
-    const got = decision.action === 'deny' ? `deny (${decision.reason})` : decision.action;
-    if (decision.action !== t.expect.decision) {
+    const action = held ? 'hold' : decision.action;
+    const got = decision.action === 'deny' ? `deny (${decision.reason})` : held ? `hold (${held.rule.id})` : decision.action;
+    if (t.expect.approvalRule !== undefined && held?.rule.id !== t.expect.approvalRule) {
+      fail(got, `expected approval rule ${t.expect.approvalRule} to hold the statement; ${held ? `${held.rule.id} holds it` : 'no rule holds it'}`);
+      continue;
+    }
+    if (action !== t.expect.decision) {
       fail(got, `expected ${t.expect.decision}, got ${got}`);
       continue;
     }

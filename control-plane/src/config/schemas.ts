@@ -265,6 +265,7 @@ const approvalRuleSpec = obj(
       writeWithoutWhere: { type: 'boolean' },
       ddl: { type: 'boolean' },
       rowLimitExceeded: { type: 'boolean' },
+      unmask: { type: 'boolean', description: 'matches statements that return masked columns among columns/phiClasses; approval releases them unmasked' },
       time: obj(
         {
           windows: {
@@ -301,6 +302,7 @@ const policyTestSpec = obj(
     identity: obj({ subject: str(), groups: strings, role: name }, ['subject', 'groups']),
     target: name,
     sql: str(),
+    at: { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}(:\\d{2}(\\.\\d+)?)?(Z|[+-]\\d{2}:\\d{2})$', description: 'When the statement runs, for rules with time windows (default: time windows are taken to hold)' },
     expect: obj(
       {
         decision: oneOf(DECISIONS),

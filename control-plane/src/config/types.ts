@@ -204,6 +204,7 @@ export interface ApprovalMatchSpec {
   writeWithoutWhere?: boolean;
   ddl?: boolean;
   rowLimitExceeded?: boolean;
+  unmask?: boolean;
   time?: { windows: TimeWindowSpec[]; outside?: boolean };
 }
 
@@ -224,6 +225,7 @@ export interface PolicyTestSpec {
   identity: { subject: string; groups: string[]; role?: string };
   target: string;
   sql: string;
+  at?: string;
   expect: {
     decision: DecisionName;
     maskedColumns?: string[];
@@ -240,6 +242,7 @@ export interface PolicyTestCase {
   identity: { subject: string; groups: string[]; role?: string };
   target: string;
   sql: string;
+  at?: string;
   expect: {
     decision: DecisionName;
     maskedColumns: string[];

@@ -223,6 +223,9 @@ function semanticChecks(m: Model, broken: ReadonlySet<string>): Diagnostic[] {
     const mt = s.match;
     const conditions = [mt.roles, mt.targets, mt.statementKinds, mt.tables, mt.columns, mt.phiClasses].some((l) => l && l.length > 0) ||
       mt.writeWithoutWhere || mt.ddl || mt.rowLimitExceeded || mt.time !== undefined;
+    if (mt.unmask && !(mt.columns?.length || mt.phiClasses?.length)) {
+      out.push(diag('error', a, ['match', 'unmask'], 'invalid-value', `approval rule "${s.id}" unmasks with approval but names no columns or phiClasses to unmask`));
+    }
     if (!conditions) out.push(diag('warning', a, ['match'], 'matches-everything', `approval rule "${s.id}" has no conditions and holds every statement`));
   }
 

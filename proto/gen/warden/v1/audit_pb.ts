@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file warden/v1/audit.proto.
  */
 export const file_warden_v1_audit: GenFile = /*@__PURE__*/
-  fileDesc("ChV3YXJkZW4vdjEvYXVkaXQucHJvdG8SCXdhcmRlbi52MSJOCglQcmluY2lwYWwSDwoHc3ViamVjdBgBIAEoCRIOCgZpc3N1ZXIYAiABKAkSDgoGZ3JvdXBzGAMgAygJEhAKCHRva2VuX2lkGAQgASgJIvoBCgpBdWRpdEV2ZW50EhIKCnNlc3Npb25faWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAQSMAoNc2Vzc2lvbl9zdGFydBgKIAEoCzIXLndhcmRlbi52MS5TZXNzaW9uU3RhcnRIABIuCglzdGF0ZW1lbnQYCyABKAsyGS53YXJkZW4udjEuU3RhdGVtZW50RXZlbnRIABIsCgtzZXNzaW9uX2VuZBgMIAEoCzIVLndhcmRlbi52MS5TZXNzaW9uRW5kSAASLgoMYXV0aF9yZWZ1c2VkGA0gASgLMhYud2FyZGVuLnYxLkF1dGhSZWZ1c2VkSABCBgoEa2luZCL/AQoMU2Vzc2lvblN0YXJ0EiYKCGlkZW50aXR5GAEgASgLMhQud2FyZGVuLnYxLlByaW5jaXBhbBIMCgRyb2xlGAIgASgJEhYKDmNsaWVudF9hZGRyZXNzGAMgASgJEhAKCGFnZW50X2lkGAQgASgJEg4KBnRhcmdldBgFIAEoCRIQCghsaXN0ZW5lchgGIAEoCRIWCg5idW5kbGVfdmVyc2lvbhgHIAEoCRIuCgpzdGFydGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgN0bHMYCSABKAgSGAoQYXBwbGljYXRpb25fbmFtZRgKIAEoCSL9AwoOU3RhdGVtZW50RXZlbnQSDAoEdGV4dBgBIAEoCRIkCgpwYXJhbWV0ZXJzGAIgAygLMhAud2FyZGVuLnYxLkRhdHVtEi4KCGRlY2lzaW9uGAMgASgOMhwud2FyZGVuLnYxLlN0YXRlbWVudERlY2lzaW9uEhAKCHJ1bGVfaWRzGAQgAygJEhYKDm1hc2tlZF9jb2x1bW5zGAUgAygJEhEKCXJvd19jb3VudBgGIAEoBBIVCg1yZXN1bHRfc2hhMjU2GAcgASgMEicKBnNhbXBsZRgIIAEoCzIXLndhcmRlbi52MS5SZXN1bHRTYW1wbGUSKAoFZXJyb3IYCSABKAsyGS53YXJkZW4udjEuU3RhdGVtZW50RXJyb3ISLgoKc3RhcnRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZHVyYXRpb25fdXMYCyABKAQSJgoEa2luZBgMIAEoDjIYLndhcmRlbi52MS5TdGF0ZW1lbnRLaW5kEi4KCHByb3RvY29sGA0gASgOMhwud2FyZGVuLnYxLlN0YXRlbWVudFByb3RvY29sEhMKC2NvbW1hbmRfdGFnGA4gASgJEhsKE2FwcHJvdmFsX3JlcXVlc3RfaWQYDyABKAkSEQoJdHJ1bmNhdGVkGBAgASgIIjYKBURhdHVtEgwKBHRleHQYASABKAkSDwoHaXNfbnVsbBgCIAEoCBIOCgZtYXNrZWQYAyABKAgiVgoMUmVzdWx0U2FtcGxlEg8KB2NvbHVtbnMYASADKAkSIgoEcm93cxgCIAMoCzIULndhcmRlbi52MS5TYW1wbGVSb3cSEQoJdHJ1bmNhdGVkGAMgASgIIiwKCVNhbXBsZVJvdxIfCgVjZWxscxgBIAMoCzIQLndhcmRlbi52MS5EYXR1bSIzCg5TdGF0ZW1lbnRFcnJvchIQCghzcWxzdGF0ZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJIpABCgpTZXNzaW9uRW5kEisKBnJlYXNvbhgBIAEoDjIbLndhcmRlbi52MS5TZXNzaW9uRW5kUmVhc29uEg4KBmRldGFpbBgCIAEoCRIsCghlbmRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPc3RhdGVtZW50X2NvdW50GAQgASgEIqwBCgtBdXRoUmVmdXNlZBIQCghhZ2VudF9pZBgBIAEoCRIQCghsaXN0ZW5lchgCIAEoCRIWCg5jbGllbnRfYWRkcmVzcxgDIAEoCRIQCghzcWxzdGF0ZRgEIAEoCRIOCgZyZWFzb24YBSABKAkSDwoHc3ViamVjdBgGIAEoCRIuCgpyZWZ1c2VkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCrNAQoRU3RhdGVtZW50RGVjaXNpb24SIgoeU1RBVEVNRU5UX0RFQ0lTSU9OX1VOU1BFQ0lGSUVEEAASHAoYU1RBVEVNRU5UX0RFQ0lTSU9OX0FMTE9XEAESGwoXU1RBVEVNRU5UX0RFQ0lTSU9OX01BU0sQAhIbChdTVEFURU1FTlRfREVDSVNJT05fREVOWRADEhsKF1NUQVRFTUVOVF9ERUNJU0lPTl9IRUxEEAQSHwobU1RBVEVNRU5UX0RFQ0lTSU9OX0FQUFJPVkVEEAUqnQEKEVN0YXRlbWVudFByb3RvY29sEiIKHlNUQVRFTUVOVF9QUk9UT0NPTF9VTlNQRUNJRklFRBAAEh0KGVNUQVRFTUVOVF9QUk9UT0NPTF9TSU1QTEUQARIfChtTVEFURU1FTlRfUFJPVE9DT0xfRVhURU5ERUQQAhIkCiBTVEFURU1FTlRfUFJPVE9DT0xfRlVOQ1RJT05fQ0FMTBADKvECChBTZXNzaW9uRW5kUmVhc29uEiIKHlNFU1NJT05fRU5EX1JFQVNPTl9VTlNQRUNJRklFRBAAEicKI1NFU1NJT05fRU5EX1JFQVNPTl9DTElFTlRfVEVSTUlOQVRFEAESKAokU0VTU0lPTl9FTkRfUkVBU09OX0NMSUVOVF9ESVNDT05ORUNUEAISJgoiU0VTU0lPTl9FTkRfUkVBU09OX1VQU1RSRUFNX0NMT1NFRBADEiUKIVNFU1NJT05fRU5EX1JFQVNPTl9VUFNUUkVBTV9FUlJPUhAEEiUKIVNFU1NJT05fRU5EX1JFQVNPTl9QUk9UT0NPTF9FUlJPUhAFEiIKHlNFU1NJT05fRU5EX1JFQVNPTl9BVVRIX0ZBSUxFRBAGEiUKIVNFU1NJT05fRU5EX1JFQVNPTl9BR0VOVF9TSFVURE9XThAHEiUKIVNFU1NJT05fRU5EX1JFQVNPTl9QT0xJQ1lfUkVWT0tFRBAIYgZwcm90bzM", [file_google_protobuf_timestamp, file_warden_v1_bundle]);
+  fileDesc("ChV3YXJkZW4vdjEvYXVkaXQucHJvdG8SCXdhcmRlbi52MSJOCglQcmluY2lwYWwSDwoHc3ViamVjdBgBIAEoCRIOCgZpc3N1ZXIYAiABKAkSDgoGZ3JvdXBzGAMgAygJEhAKCHRva2VuX2lkGAQgASgJIqsCCgpBdWRpdEV2ZW50EhIKCnNlc3Npb25faWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAQSMAoNc2Vzc2lvbl9zdGFydBgKIAEoCzIXLndhcmRlbi52MS5TZXNzaW9uU3RhcnRIABIuCglzdGF0ZW1lbnQYCyABKAsyGS53YXJkZW4udjEuU3RhdGVtZW50RXZlbnRIABIsCgtzZXNzaW9uX2VuZBgMIAEoCzIVLndhcmRlbi52MS5TZXNzaW9uRW5kSAASLgoMYXV0aF9yZWZ1c2VkGA0gASgLMhYud2FyZGVuLnYxLkF1dGhSZWZ1c2VkSAASLwoIYXBwcm92YWwYDiABKAsyGy53YXJkZW4udjEuQXBwcm92YWxFdmlkZW5jZUgAQgYKBGtpbmQiYAoQQXBwcm92YWxFdmlkZW5jZRISCgpyZXF1ZXN0X2lkGAEgASgJEhUKDXNpZ25lZF9yZWNvcmQYAiABKAwSEQoJc2lnbmF0dXJlGAMgASgMEg4KBmtleV9pZBgEIAEoCSL/AQoMU2Vzc2lvblN0YXJ0EiYKCGlkZW50aXR5GAEgASgLMhQud2FyZGVuLnYxLlByaW5jaXBhbBIMCgRyb2xlGAIgASgJEhYKDmNsaWVudF9hZGRyZXNzGAMgASgJEhAKCGFnZW50X2lkGAQgASgJEg4KBnRhcmdldBgFIAEoCRIQCghsaXN0ZW5lchgGIAEoCRIWCg5idW5kbGVfdmVyc2lvbhgHIAEoCRIuCgpzdGFydGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgN0bHMYCSABKAgSGAoQYXBwbGljYXRpb25fbmFtZRgKIAEoCSL9AwoOU3RhdGVtZW50RXZlbnQSDAoEdGV4dBgBIAEoCRIkCgpwYXJhbWV0ZXJzGAIgAygLMhAud2FyZGVuLnYxLkRhdHVtEi4KCGRlY2lzaW9uGAMgASgOMhwud2FyZGVuLnYxLlN0YXRlbWVudERlY2lzaW9uEhAKCHJ1bGVfaWRzGAQgAygJEhYKDm1hc2tlZF9jb2x1bW5zGAUgAygJEhEKCXJvd19jb3VudBgGIAEoBBIVCg1yZXN1bHRfc2hhMjU2GAcgASgMEicKBnNhbXBsZRgIIAEoCzIXLndhcmRlbi52MS5SZXN1bHRTYW1wbGUSKAoFZXJyb3IYCSABKAsyGS53YXJkZW4udjEuU3RhdGVtZW50RXJyb3ISLgoKc3RhcnRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZHVyYXRpb25fdXMYCyABKAQSJgoEa2luZBgMIAEoDjIYLndhcmRlbi52MS5TdGF0ZW1lbnRLaW5kEi4KCHByb3RvY29sGA0gASgOMhwud2FyZGVuLnYxLlN0YXRlbWVudFByb3RvY29sEhMKC2NvbW1hbmRfdGFnGA4gASgJEhsKE2FwcHJvdmFsX3JlcXVlc3RfaWQYDyABKAkSEQoJdHJ1bmNhdGVkGBAgASgIIjYKBURhdHVtEgwKBHRleHQYASABKAkSDwoHaXNfbnVsbBgCIAEoCBIOCgZtYXNrZWQYAyABKAgiVgoMUmVzdWx0U2FtcGxlEg8KB2NvbHVtbnMYASADKAkSIgoEcm93cxgCIAMoCzIULndhcmRlbi52MS5TYW1wbGVSb3cSEQoJdHJ1bmNhdGVkGAMgASgIIiwKCVNhbXBsZVJvdxIfCgVjZWxscxgBIAMoCzIQLndhcmRlbi52MS5EYXR1bSIzCg5TdGF0ZW1lbnRFcnJvchIQCghzcWxzdGF0ZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJIpABCgpTZXNzaW9uRW5kEisKBnJlYXNvbhgBIAEoDjIbLndhcmRlbi52MS5TZXNzaW9uRW5kUmVhc29uEg4KBmRldGFpbBgCIAEoCRIsCghlbmRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPc3RhdGVtZW50X2NvdW50GAQgASgEIqwBCgtBdXRoUmVmdXNlZBIQCghhZ2VudF9pZBgBIAEoCRIQCghsaXN0ZW5lchgCIAEoCRIWCg5jbGllbnRfYWRkcmVzcxgDIAEoCRIQCghzcWxzdGF0ZRgEIAEoCRIOCgZyZWFzb24YBSABKAkSDwoHc3ViamVjdBgGIAEoCRIuCgpyZWZ1c2VkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCrNAQoRU3RhdGVtZW50RGVjaXNpb24SIgoeU1RBVEVNRU5UX0RFQ0lTSU9OX1VOU1BFQ0lGSUVEEAASHAoYU1RBVEVNRU5UX0RFQ0lTSU9OX0FMTE9XEAESGwoXU1RBVEVNRU5UX0RFQ0lTSU9OX01BU0sQAhIbChdTVEFURU1FTlRfREVDSVNJT05fREVOWRADEhsKF1NUQVRFTUVOVF9ERUNJU0lPTl9IRUxEEAQSHwobU1RBVEVNRU5UX0RFQ0lTSU9OX0FQUFJPVkVEEAUqnQEKEVN0YXRlbWVudFByb3RvY29sEiIKHlNUQVRFTUVOVF9QUk9UT0NPTF9VTlNQRUNJRklFRBAAEh0KGVNUQVRFTUVOVF9QUk9UT0NPTF9TSU1QTEUQARIfChtTVEFURU1FTlRfUFJPVE9DT0xfRVhURU5ERUQQAhIkCiBTVEFURU1FTlRfUFJPVE9DT0xfRlVOQ1RJT05fQ0FMTBADKvECChBTZXNzaW9uRW5kUmVhc29uEiIKHlNFU1NJT05fRU5EX1JFQVNPTl9VTlNQRUNJRklFRBAAEicKI1NFU1NJT05fRU5EX1JFQVNPTl9DTElFTlRfVEVSTUlOQVRFEAESKAokU0VTU0lPTl9FTkRfUkVBU09OX0NMSUVOVF9ESVNDT05ORUNUEAISJgoiU0VTU0lPTl9FTkRfUkVBU09OX1VQU1RSRUFNX0NMT1NFRBADEiUKIVNFU1NJT05fRU5EX1JFQVNPTl9VUFNUUkVBTV9FUlJPUhAEEiUKIVNFU1NJT05fRU5EX1JFQVNPTl9QUk9UT0NPTF9FUlJPUhAFEiIKHlNFU1NJT05fRU5EX1JFQVNPTl9BVVRIX0ZBSUxFRBAGEiUKIVNFU1NJT05fRU5EX1JFQVNPTl9BR0VOVF9TSFVURE9XThAHEiUKIVNFU1NJT05fRU5EX1JFQVNPTl9QT0xJQ1lfUkVWT0tFRBAIYgZwcm90bzM", [file_google_protobuf_timestamp, file_warden_v1_bundle]);
 
 /**
  * The authenticated caller behind a session, as read from a verified token.
@@ -110,6 +110,12 @@ export type AuditEvent = Message<"warden.v1.AuditEvent"> & {
      */
     value: AuthRefused;
     case: "authRefused";
+  } | {
+    /**
+     * @generated from field: warden.v1.ApprovalEvidence approval = 14;
+     */
+    value: ApprovalEvidence;
+    case: "approval";
   } | { case: undefined; value?: undefined };
 };
 
@@ -119,6 +125,42 @@ export type AuditEvent = Message<"warden.v1.AuditEvent"> & {
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
   messageDesc(file_warden_v1_audit, 1);
+
+/**
+ * A signed approval decision, recorded in the session it released or refused.
+ * Verifiable offline: `signature` is Ed25519 over "warden.v1.ApprovalRecord" 0x00
+ * followed by `signed_record` (a serialized warden.v1.ApprovalRecord).
+ *
+ * @generated from message warden.v1.ApprovalEvidence
+ */
+export type ApprovalEvidence = Message<"warden.v1.ApprovalEvidence"> & {
+  /**
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+
+  /**
+   * @generated from field: bytes signed_record = 2;
+   */
+  signedRecord: Uint8Array;
+
+  /**
+   * @generated from field: bytes signature = 3;
+   */
+  signature: Uint8Array;
+
+  /**
+   * @generated from field: string key_id = 4;
+   */
+  keyId: string;
+};
+
+/**
+ * Describes the message warden.v1.ApprovalEvidence.
+ * Use `create(ApprovalEvidenceSchema)` to create a new message.
+ */
+export const ApprovalEvidenceSchema: GenMessage<ApprovalEvidence> = /*@__PURE__*/
+  messageDesc(file_warden_v1_audit, 2);
 
 /**
  * First event of a session that passed authentication.
@@ -196,7 +238,7 @@ export type SessionStart = Message<"warden.v1.SessionStart"> & {
  * Use `create(SessionStartSchema)` to create a new message.
  */
 export const SessionStartSchema: GenMessage<SessionStart> = /*@__PURE__*/
-  messageDesc(file_warden_v1_audit, 2);
+  messageDesc(file_warden_v1_audit, 3);
 
 /**
  * One statement and what the agent did with it.
@@ -315,7 +357,7 @@ export type StatementEvent = Message<"warden.v1.StatementEvent"> & {
  * Use `create(StatementEventSchema)` to create a new message.
  */
 export const StatementEventSchema: GenMessage<StatementEvent> = /*@__PURE__*/
-  messageDesc(file_warden_v1_audit, 3);
+  messageDesc(file_warden_v1_audit, 4);
 
 /**
  * A value that may be NULL, in text form.
@@ -346,7 +388,7 @@ export type Datum = Message<"warden.v1.Datum"> & {
  * Use `create(DatumSchema)` to create a new message.
  */
 export const DatumSchema: GenMessage<Datum> = /*@__PURE__*/
-  messageDesc(file_warden_v1_audit, 4);
+  messageDesc(file_warden_v1_audit, 5);
 
 /**
  * @generated from message warden.v1.ResultSample
@@ -377,7 +419,7 @@ export type ResultSample = Message<"warden.v1.ResultSample"> & {
  * Use `create(ResultSampleSchema)` to create a new message.
  */
 export const ResultSampleSchema: GenMessage<ResultSample> = /*@__PURE__*/
-  messageDesc(file_warden_v1_audit, 5);
+  messageDesc(file_warden_v1_audit, 6);
 
 /**
  * @generated from message warden.v1.SampleRow
@@ -394,7 +436,7 @@ export type SampleRow = Message<"warden.v1.SampleRow"> & {
  * Use `create(SampleRowSchema)` to create a new message.
  */
 export const SampleRowSchema: GenMessage<SampleRow> = /*@__PURE__*/
-  messageDesc(file_warden_v1_audit, 6);
+  messageDesc(file_warden_v1_audit, 7);
 
 /**
  * @generated from message warden.v1.StatementError
@@ -418,7 +460,7 @@ export type StatementError = Message<"warden.v1.StatementError"> & {
  * Use `create(StatementErrorSchema)` to create a new message.
  */
 export const StatementErrorSchema: GenMessage<StatementError> = /*@__PURE__*/
-  messageDesc(file_warden_v1_audit, 7);
+  messageDesc(file_warden_v1_audit, 8);
 
 /**
  * Last event of a session.
@@ -456,7 +498,7 @@ export type SessionEnd = Message<"warden.v1.SessionEnd"> & {
  * Use `create(SessionEndSchema)` to create a new message.
  */
 export const SessionEndSchema: GenMessage<SessionEnd> = /*@__PURE__*/
-  messageDesc(file_warden_v1_audit, 8);
+  messageDesc(file_warden_v1_audit, 9);
 
 /**
  * A connection refused during authentication. It is the only event of its
@@ -510,7 +552,7 @@ export type AuthRefused = Message<"warden.v1.AuthRefused"> & {
  * Use `create(AuthRefusedSchema)` to create a new message.
  */
 export const AuthRefusedSchema: GenMessage<AuthRefused> = /*@__PURE__*/
-  messageDesc(file_warden_v1_audit, 9);
+  messageDesc(file_warden_v1_audit, 10);
 
 /**
  * @generated from enum warden.v1.StatementDecision
