@@ -19,6 +19,7 @@ import { createLogger } from './log.js';
 import { bundleFromConfig } from './config/to-bundle.js';
 import { CatalogPool } from './policy/catalog-connection.js';
 import { BundleState } from './bundle-state.js';
+import { ApprovalBroker } from './approval/broker.js';
 
 export interface RunningAgent {
   engines: ProtocolEngine[];
@@ -42,6 +43,9 @@ export interface StartOptions {
   configFile?: string;
   logger?: Logger;
   recorder?: SessionRecorder;
+  /** Where held statements ask for approval; without one (single-file mode) they are refused. */
+  approvals?: ApprovalBroker;
+  observeApprovalWait?: (seconds: number, outcome: 'approved' | 'refused') => void;
 }
 
 export interface AgentIdentity {
@@ -73,6 +77,7 @@ export async function startAgentFromBundle(identity: AgentIdentity, bundle: Poli
   const log = options.logger ?? createLogger();
   const recorder = options.recorder ?? new JsonlRecorder(path.resolve(baseDir, identity.recordingPath));
   const cancels = new CancelRegistry();
+  const approvals = options.approvals ?? new ApprovalBroker({ agentId: identity.id, keys: () => ({}), managed: false });
   const catalogs = new CatalogPool(log);
   const makeState = (b: PolicyBundle): BundleState =>
     new BundleState(b, { baseDir, labels: identity.labels ?? {}, relayOnly: identity.relayOnly ?? false, catalogs, log });
@@ -117,6 +122,8 @@ export async function startAgentFromBundle(identity: AgentIdentity, bundle: Poli
           log: elog,
           maxMessageBytes: pg?.maxMessageBytes || 64 * 1024 * 1024,
           bundleVersion: () => state.version,
+          approvals,
+          ...(options.observeApprovalWait ? { observeApprovalWait: options.observeApprovalWait } : {}),
           ...(state.relayOnly
             ? {}
             : {
@@ -172,6 +179,7 @@ export async function startAgentFromBundle(identity: AgentIdentity, bundle: Poli
       log.info({ version: state.version, previous }, 'bundle applied');
     },
     async stop() {
+      approvals.close('the agent is shutting down');
       await Promise.all([...engines.values()].map((e) => e.engine.stop()));
       await catalogs.close();
       await recorder.flush().catch(() => undefined);

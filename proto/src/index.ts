@@ -8,3 +8,4 @@ export * from '../gen/warden/v1/approval_pb.js';
 export * from '../gen/warden/v1/agent_service_pb.js';
 export * from './grpc.js';
 export * from './hello.js';
+export * from './approval-signature.js';

@@ -29,7 +29,9 @@ export interface StatementRecord {
   error?: { code: string; message: string };
   durationMs: number;
   /** allow / mask / deny by policy; unchecked when no policy is configured. */
-  decision: 'allow' | 'mask' | 'deny' | 'unchecked';
+  decision: 'allow' | 'mask' | 'deny' | 'approved' | 'unchecked';
+  /** The approval request that held this statement (approved, or denied/expired/withdrawn). */
+  approvalRequestId?: string;
   ruleIds?: string[];
   maskedColumns?: Array<{ column: string; strategy: string }>;
   /** Values replaced on the wire in this statement's result. */
@@ -71,6 +73,20 @@ export type SessionEvent =
       /** Policy bundle version (commit) that decided. */
       bundleVersion?: string;
     } & StatementRecord)
+  | {
+      /** A signed approval decision about one of this session's statements, kept as evidence. */
+      type: 'approval';
+      sessionId: string;
+      at: string;
+      requestId: string;
+      ruleId: string;
+      outcome: 'approve' | 'deny' | 'expired' | 'withdrawn';
+      /** Serialized warden.v1.ApprovalRecord, base64. */
+      signedRecord: string;
+      /** Ed25519 over approvalSignedBytes(signedRecord), base64. */
+      signature: string;
+      keyId: string;
+    }
   | {
       type: 'session.end';
       sessionId: string;

@@ -17,6 +17,7 @@ const DECISION: Record<string, StatementDecision> = {
   allow: StatementDecision.ALLOW,
   mask: StatementDecision.MASK,
   deny: StatementDecision.DENY,
+  approved: StatementDecision.APPROVED,
   unchecked: StatementDecision.UNSPECIFIED,
 };
 const PROTOCOL: Record<string, StatementProtocol> = {
@@ -74,6 +75,7 @@ export function toAuditEvent(e: SessionEvent, sequence: number, bundleVersion = 
             protocol: PROTOCOL[e.protocol] ?? StatementProtocol.UNSPECIFIED,
             commandTag: e.tag ?? '',
             truncated: e.truncated ?? false,
+            approvalRequestId: e.approvalRequestId ?? '',
           },
         },
       });
@@ -81,6 +83,14 @@ export function toAuditEvent(e: SessionEvent, sequence: number, bundleVersion = 
       return create(AuditEventSchema, {
         ...base,
         kind: { case: 'sessionEnd', value: { reason: END[e.reason] ?? SessionEndReason.UNSPECIFIED, detail: e.detail ?? '', endedAt: at, statementCount: BigInt(e.statements) } },
+      });
+    case 'approval':
+      return create(AuditEventSchema, {
+        ...base,
+        kind: {
+          case: 'approval',
+          value: { requestId: e.requestId, signedRecord: Buffer.from(e.signedRecord, 'base64'), signature: Buffer.from(e.signature, 'base64'), keyId: e.keyId },
+        },
       });
     case 'auth.refused':
       return create(AuditEventSchema, {

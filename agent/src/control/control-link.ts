@@ -24,11 +24,12 @@ import type { AgentIdentity } from './agent-identity.js';
 import { saveBundle, verifyBundle, type SignedBundle } from './bundle-cache.js';
 import type { DurableSpool, SpooledEvent } from '../audit/durable-spool.js';
 import { toAuditEvent } from '../audit/to-proto.js';
+import type { ApprovalBroker } from '../approval/broker.js';
 
 export const AGENT_VERSION = '0.1.0';
 
-function keysOf(info: ControlPlaneInfo | undefined): Record<string, string> {
-  return Object.fromEntries((info?.bundleSigningKeys ?? []).map((k) => [k.keyId, Buffer.from(k.publicKey).toString('base64')]));
+function keysOf(info: ControlPlaneInfo | undefined, which: 'bundleSigningKeys' | 'approvalSigningKeys' = 'bundleSigningKeys'): Record<string, string> {
+  return Object.fromEntries((info?.[which] ?? []).map((k) => [k.keyId, Buffer.from(k.publicKey).toString('base64')]));
 }
 
 /** Enrolls with a one-time or reusable token; returns the identity with its agent id saved. */
@@ -73,6 +74,8 @@ export interface ControlLinkOptions {
   backoff?: { initialMs: number; maxMs: number };
   /** The durable spool: its events are streamed, replayed on every (re)connect, and dropped once acknowledged. */
   spool?: DurableSpool;
+  /** Held statements' approval requests go out, and signed decisions come back, over this link. */
+  approvals?: ApprovalBroker;
 }
 
 const AUDIT_BATCH = 500;
@@ -85,12 +88,18 @@ export class ControlLink extends EventEmitter<{ applied: [string]; rejected: [st
   private heartbeat: NodeJS.Timeout | null = null;
   private retry: NodeJS.Timeout | null = null;
   private keys: Record<string, string>;
+  private readonly approvalKeys: Record<string, string> = {};
   connected = false;
 
   constructor(private readonly opts: ControlLinkOptions) {
     super();
     if (!opts.identity.info) throw new Error('the agent is not enrolled yet');
     this.keys = { ...opts.identity.info.bundleKeys };
+  }
+
+  /** Keys whose signatures on approval decisions this agent accepts: the pinned bundle keys and those the control plane announced. */
+  trustedApprovalKeys(): Record<string, string> {
+    return { ...this.approvalKeys, ...this.keys };
   }
 
   start(): void {
@@ -134,6 +143,7 @@ export class ControlLink extends EventEmitter<{ applied: [string]; rejected: [st
           this.attempt = 0;
           this.connected = true;
           Object.assign(this.keys, keysOf(k.value.controlPlane));
+          Object.assign(this.approvalKeys, keysOf(k.value.controlPlane, 'approvalSigningKeys'));
           const every = Number(k.value.controlPlane?.heartbeatInterval?.seconds ?? 10n) * 1000 || 10_000;
           if (this.heartbeat) clearInterval(this.heartbeat);
           this.heartbeat = setInterval(() => send({ kind: { case: 'heartbeat', value: { sentAt: timestampNow(), activeSessions: this.opts.activeSessions() } } }), every);
@@ -150,7 +160,14 @@ export class ControlLink extends EventEmitter<{ applied: [string]; rejected: [st
             sendEvents(spool.pending());
             spool.sink = sendEvents;
           }
+          // Requests still waiting are (re)sent: a control plane that restarted learns of them again.
+          this.opts.approvals?.attach(send);
           this.emit('connected');
+          return;
+        }
+        case 'approvalDecision': {
+          const problem = this.opts.approvals?.onDecision(k.value);
+          if (problem) this.opts.log.error({ requestId: k.value.requestId, problem }, 'approval decision refused');
           return;
         }
         case 'auditAck':
@@ -167,6 +184,7 @@ export class ControlLink extends EventEmitter<{ applied: [string]; rejected: [st
       this.stream = null;
       this.connected = false;
       if (this.opts.spool) this.opts.spool.sink = undefined;
+      this.opts.approvals?.detach();
       if (this.heartbeat) clearInterval(this.heartbeat);
       this.emit('disconnected', why);
       if (this.stopped) return;

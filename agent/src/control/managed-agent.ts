@@ -14,6 +14,7 @@ import { loadBundle, verifyBundle } from './bundle-cache.js';
 import { ControlLink, enroll } from './control-link.js';
 import path from 'node:path';
 import { DurableSpool } from '../audit/durable-spool.js';
+import { ApprovalBroker } from '../approval/broker.js';
 
 export interface ManagedAgentOptions {
   address: string;
@@ -24,6 +25,7 @@ export interface ManagedAgentOptions {
   enrollment?: { token: string; name: string; labels?: Record<string, string> };
   recordingPath: string;
   backoff?: { initialMs: number; maxMs: number };
+  observeApprovalWait?: (seconds: number, outcome: 'approved' | 'refused') => void;
 }
 
 export interface ManagedAgent {
@@ -32,6 +34,8 @@ export interface ManagedAgent {
   readonly agentId: string;
   /** The durable audit spool (events waiting for the control plane's acknowledgement). */
   readonly spool: DurableSpool;
+  /** Approval requests of held statements. */
+  readonly approvals: ApprovalBroker;
   /** Resolves once a bundle (cached or received) is being enforced. */
   ready: Promise<void>;
   stop(): Promise<void>;
@@ -51,9 +55,18 @@ export async function startManagedAgent(opts: ManagedAgentOptions): Promise<Mana
   let markReady!: () => void;
   const ready = new Promise<void>((r) => (markReady = r));
 
+  // Held statements wait here for signed decisions that arrive over the link.
+  let link: ControlLink | undefined;
+  const approvals = new ApprovalBroker({ agentId: info.agentId, managed: true, keys: () => link?.trustedApprovalKeys() ?? info.bundleKeys });
   const apply = async (bundle: PolicyBundle): Promise<void> => {
     if (!agent) {
-      agent = await startAgentFromBundle({ id: info.agentId, labels: info.labels, recordingPath: opts.recordingPath }, bundle, { baseDir: opts.stateDir, logger: opts.log, recorder: spool });
+      agent = await startAgentFromBundle({ id: info.agentId, labels: info.labels, recordingPath: opts.recordingPath }, bundle, {
+        baseDir: opts.stateDir,
+        logger: opts.log,
+        recorder: spool,
+        approvals,
+        ...(opts.observeApprovalWait ? { observeApprovalWait: opts.observeApprovalWait } : {}),
+      });
       markReady();
     } else await agent.applyBundle(bundle);
   };
@@ -68,7 +81,7 @@ export async function startManagedAgent(opts: ManagedAgentOptions): Promise<Mana
     }
   }
 
-  const link = new ControlLink({
+  link = new ControlLink({
     address: opts.address,
     credentials: opts.credentials,
     identity,
@@ -78,20 +91,23 @@ export async function startManagedAgent(opts: ManagedAgentOptions): Promise<Mana
     apply,
     activeSessions: () => agent?.engines.reduce((n, e) => n + e.activeSessions, 0) ?? 0,
     spool,
+    approvals,
     ...(opts.backoff ? { backoff: opts.backoff } : {}),
   });
   link.start();
+  const started = link;
 
   return {
     get agent() {
       return agent;
     },
-    link,
+    link: started,
+    approvals,
     spool,
     agentId: info.agentId,
     ready,
     async stop() {
-      link.stop();
+      started.stop();
       await agent?.stop();
     },
   };

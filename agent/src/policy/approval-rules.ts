@@ -17,6 +17,8 @@ export interface ApprovalCandidate {
   rowLimit: boolean;
   /** Output positions (per statement) the approval releases unmasked, for `unmask` rules. */
   unmask?: Array<Set<number>>;
+  /** Columns the statement touches, "schema.table.column", for the approver to see. */
+  columns: string[];
 }
 
 interface CompiledRule {
@@ -55,6 +57,7 @@ export class ApprovalRules {
       if (m.ddl && !kinds.includes(StatementKind.DDL)) continue;
       if (m.writeWithoutWhere && !analyses.some((a) => WRITE_KINDS.has(a.kind) && !a.hasWhere)) continue;
       const touched = analyses.flatMap((a) => [...a.reads, ...a.writes]);
+      const columns = [...new Set(touched.map((c) => `${c.schema}.${c.table}.${c.column}`))];
       if (r.tables.length > 0 && !analyses.some((a) => a.tables.some((t) => r.tables.some((p) => p(t.schema, t.table))))) continue;
       const columnMatches = (c: ColumnRef): boolean =>
         (r.columns.length === 0 || r.columns.some((p) => p(c.schema, c.table, c.column))) &&
@@ -64,11 +67,11 @@ export class ApprovalRules {
         // Only statements that would otherwise return some of these columns masked.
         const unmask = decision.statements.map((plan) => new Set(plan.masks.filter((mask) => matchesQualified(mask.column, columnMatches)).map((mask) => mask.index)));
         if (!unmask.some((s) => s.size > 0)) continue;
-        out.push({ rule: r.rule, rowLimit: m.rowLimitExceeded, unmask });
+        out.push({ rule: r.rule, rowLimit: m.rowLimitExceeded, unmask, columns });
         continue;
       }
       if (narrowsColumns && !touched.some(columnMatches)) continue;
-      out.push({ rule: r.rule, rowLimit: m.rowLimitExceeded });
+      out.push({ rule: r.rule, rowLimit: m.rowLimitExceeded, columns });
     }
     return out;
   }

@@ -14,18 +14,20 @@ interface CancelEntry {
   target: UpstreamTarget;
   upstreamProcessId: number;
   upstreamSecretKey: number;
+  /** Handles the cancel inside the agent (a statement held for approval); true when it did. */
+  local?: () => boolean;
 }
 
 export class CancelRegistry {
   private readonly entries = new Map<number, CancelEntry>();
 
   /** Allocates a unique agent-side key for a session. */
-  register(target: UpstreamTarget, upstreamProcessId: number, upstreamSecretKey: number): { processId: number; secretKey: number } {
+  register(target: UpstreamTarget, upstreamProcessId: number, upstreamSecretKey: number, local?: () => boolean): { processId: number; secretKey: number } {
     let processId: number;
     do processId = randomInt(1, 0x7fffffff);
     while (this.entries.has(processId));
     const secretKey = randomInt(-0x80000000, 0x7fffffff);
-    this.entries.set(processId, { secretKey, target, upstreamProcessId, upstreamSecretKey });
+    this.entries.set(processId, { secretKey, target, upstreamProcessId, upstreamSecretKey, ...(local ? { local } : {}) });
     return { processId, secretKey };
   }
 
@@ -45,6 +47,7 @@ export class CancelRegistry {
     a.writeInt32BE(entry.secretKey);
     b.writeInt32BE(secretKey);
     if (!timingSafeEqual(a, b)) return false;
+    if (entry.local?.()) return true;
     await sendCancel(entry.target, entry.upstreamProcessId, entry.upstreamSecretKey);
     return true;
   }

@@ -10,7 +10,9 @@
  * decided ever reaches the database.
  */
 import type { FrameVerdict } from './wire/frame-scanner.js';
-import { buildExecute, buildParse, buildQuery, cstring, readBind, readExecute, readParse } from './wire/frontend-messages.js';
+import { buildExecute, buildParse, buildQuery, cstring, readBind, readBindValues, readExecute, readParse } from './wire/frontend-messages.js';
+import type { StatementHolds, HoldVerdict } from './hold.js';
+import { holdingRule } from '../../policy/approval-rules.js';
 import type { PendingQueue, Pending } from './pending.js';
 import type { Decision } from '../../policy/decide.js';
 import type { RowField } from './result-masker.js';
@@ -35,6 +37,8 @@ export interface PreparedStatement {
 interface Portal {
   statement: string;
   formats: number[];
+  /** Bound values, kept only when the statement may be held (the approval covers them). */
+  params?: { values: Array<Buffer | null>; formats: number[] };
 }
 
 export class FrontendInspector {
@@ -46,7 +50,34 @@ export class FrontendInspector {
     private readonly policy: StatementPolicy | null,
     /** False when the session can no longer be recorded: then nothing runs. */
     private readonly canRecord: () => boolean = () => true,
+    /** Where statements an approval rule matches wait; null when the session has no policy. */
+    private readonly holds: StatementHolds | null = null,
   ) {}
+
+  /**
+   * Holds the statement if an approval rule matches it now: the frame is then answered later, by
+   * a promise (the scanner stalls the client's stream meanwhile). `refused` replaces the frame
+   * when the request is not approved.
+   */
+  private maybeHold(entry: Pending, params: Portal['params'], refused: () => Buffer): Promise<FrameVerdict> | undefined {
+    const holds = this.holds;
+    const rule = entry.decision?.approvals && !entry.refusal ? holdingRule(entry.decision.approvals, new Date()) : undefined;
+    if (!rule || !entry.decision) return undefined;
+    if (!holds) {
+      // Nobody can approve it here: it does not run.
+      entry.refusal = { message: `statement refused: it needs approval (rule ${rule.rule.id}) and this session cannot ask for one`, ruleId: rule.rule.id };
+      return Promise.resolve(refused());
+    }
+    return holds.hold(rule, entry.text, params?.values ?? [], params?.formats ?? [], entry.decision).then((v: HoldVerdict) => {
+      entry.approvalRequestId = v.approvalRequestId;
+      if (v.refusal) {
+        entry.refusal = v.refusal;
+        return refused();
+      }
+      if (v.unmask) entry.unmask = v.unmask;
+      return undefined;
+    });
+  }
 
   private judge(text: string): { decision?: Decision; refusal?: Pending['refusal'] } {
     if (!this.canRecord()) {
@@ -65,8 +96,8 @@ export class FrontendInspector {
     return { decision };
   }
 
-  /** Frontend frame (type byte included) → verdict for the scanner. */
-  frame(type: number, frame: Buffer): FrameVerdict {
+  /** Frontend frame (type byte included) → verdict for the scanner (a promise while the statement is held). */
+  frame(type: number, frame: Buffer): FrameVerdict | Promise<FrameVerdict> {
     const startedAt = performance.now();
     switch (type) {
       case 0x51: { // Query
@@ -76,7 +107,8 @@ export class FrontendInspector {
         if (decision) entry.decision = decision;
         if (refusal) entry.refusal = refusal;
         this.queue.push(entry);
-        return entry.refusal ? buildQuery(REFUSAL_SQL) : undefined;
+        if (entry.refusal) return buildQuery(REFUSAL_SQL);
+        return this.maybeHold(entry, undefined, () => buildQuery(REFUSAL_SQL));
       }
       case 0x50: { // Parse
         const { name, text } = readParse(frame);
@@ -87,8 +119,14 @@ export class FrontendInspector {
       }
       case 0x42: { // Bind
         const bind = readBind(frame);
-        this.portals.set(bind.portal, { statement: bind.statement, formats: bind.resultFormats });
-        const refusal = this.prepared.get(bind.statement)?.refusal;
+        const prepared = this.prepared.get(bind.statement);
+        const portal: Portal = { statement: bind.statement, formats: bind.resultFormats };
+        if (prepared?.decision?.approvals) {
+          const { values, formats } = readBindValues(frame);
+          portal.params = { values: values.map((v) => (v ? Buffer.from(v) : null)), formats };
+        }
+        this.portals.set(bind.portal, portal);
+        const refusal = prepared?.refusal;
         this.queue.push({ kind: 'bind', text: '', startedAt, stmtIndex: 0, ...(refusal ? { refusal } : {}) });
         // A refused statement was never prepared upstream; make the Bind fail in place with the policy's reason.
         return refusal ? buildParse('', REFUSAL_SQL) : undefined;
@@ -128,8 +166,10 @@ export class FrontendInspector {
         this.queue.push(entry);
         // Ask the server for one row past the cap so it stops early and we can tell the result was cut.
         const cap = this.policy?.maxRows ?? 0;
-        if (cap > 0 && (maxRows === 0 || maxRows > cap)) return buildExecute(portalName, cap + 1);
-        return undefined;
+        const execute = cap > 0 && (maxRows === 0 || maxRows > cap) ? buildExecute(portalName, cap + 1) : undefined;
+        // A refused Execute fails in place: the server rejects the substitute, then skips to Sync.
+        const held = this.maybeHold(entry, portal?.params, () => buildParse('', REFUSAL_SQL));
+        return held ? held.then((v) => v ?? execute) : execute;
       }
       case 0x43: { // Close
         const name = cstring(frame, 6)[0];

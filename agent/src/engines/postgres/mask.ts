@@ -160,13 +160,15 @@ export class BackendMasker {
       // A binary value of unknown type cannot be read, so it is redacted rather than guessed at.
       masks.set(i, typeOid === undefined && format === 1 ? { masker: REDACT, typeOid: 25, format: 0 } : { masker, typeOid: typeOid ?? 25, format });
     };
-    for (const m of plan?.masks ?? []) if (!fields || m.index < fields.length) add(m.index, m.masker);
+    // Columns an approval released ("unmask with approval") stay as the server sent them.
+    const released = head.unmask?.[head.kind === 'simple' ? head.stmtIndex : 0];
+    for (const m of plan?.masks ?? []) if ((!fields || m.index < fields.length) && !released?.has(m.index)) add(m.index, m.masker);
     if (this.policy && fields) {
       const shapeMismatch = plan?.outputs !== undefined && plan.outputs !== fields.length;
       fields.forEach((f, i) => {
         const byCatalog = f.tableOid !== 0 ? this.policy!.field(f.tableOid, f.attnum) : undefined;
         if (byCatalog === 'deny' || ((shapeMismatch || !plan) && this.policy!.restrictsPhi && byCatalog === undefined)) add(i, REDACT);
-        else if (byCatalog && !masks.has(i)) add(i, byCatalog);
+        else if (byCatalog && !masks.has(i) && (shapeMismatch || !released?.has(i))) add(i, byCatalog);
       });
     }
     return masks;
@@ -207,8 +209,9 @@ export class BackendMasker {
       text: this.policy?.restrictsPhi ? recordedText(p.text) : p.text,
       rows: this.rows,
       durationMs: Math.round((performance.now() - p.startedAt) * 1000) / 1000,
-      decision: p.refusal ? 'deny' : d ? d.action : 'unchecked',
+      decision: p.refusal ? 'deny' : p.approvalRequestId ? 'approved' : d ? d.action : 'unchecked',
     };
+    if (p.approvalRequestId) rec.approvalRequestId = p.approvalRequestId;
     if (tag !== undefined) rec.tag = tag;
     if (error) rec.error = error;
     if (p.refusal) rec.ruleIds = [p.refusal.ruleId];
@@ -261,8 +264,9 @@ export class BackendMasker {
     let replaced: Buffer | undefined;
     let error = { code: fields.C ?? 'XX000', message: fields.M ?? '' };
     if (head?.refusal) {
-      error = { code: '42501', message: head.refusal.message };
-      replaced = backend.errorResponse({ severity: 'ERROR', code: '42501', message: head.refusal.message, hint: `Warden policy rule ${head.refusal.ruleId}` });
+      const code = head.refusal.code ?? '42501';
+      error = { code, message: head.refusal.message };
+      replaced = backend.errorResponse({ severity: 'ERROR', code, message: head.refusal.message, hint: `Warden policy rule ${head.refusal.ruleId}` });
     } else if (this.policy?.restrictsPhi && fields.D !== undefined) {
       // DETAIL lines quote row values (e.g. "Key (ssn)=(...) already exists"): drop them for restricted roles.
       replaced = backend.errorResponse({ severity: (fields.V ?? fields.S ?? 'ERROR') as 'ERROR', code: error.code, message: error.message, ...(fields.H ? { hint: fields.H } : {}) });

@@ -22,7 +22,11 @@ export interface Pending {
   startedAt: number;
   decision?: Decision;
   /** Set when the agent refused the statement: the server's error for the substitute is replaced by this. */
-  refusal?: { message: string; ruleId: string };
+  refusal?: { message: string; ruleId: string; code?: string };
+  /** The approval request that held this statement; set once it was decided. */
+  approvalRequestId?: string;
+  /** Output positions per statement an approval released unmasked. */
+  unmask?: Array<Set<number>>;
   /** Result format codes of the portal (execute, describe P). */
   formats?: number[];
   /** Row types of the prepared statement, when a Describe showed them (binary-format masking). */

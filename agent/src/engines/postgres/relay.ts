@@ -11,6 +11,10 @@ import { PendingQueue } from './pending.js';
 import { FrontendInspector, type StatementPolicy } from './inspect.js';
 import { BackendMasker, type FieldPolicy, type StatementRecord } from './mask.js';
 import type { SessionEndReason } from '../../audit/events.js';
+import type { StatementHolds } from './hold.js';
+
+/** What a client may send while one of its statements is held (it normally just waits). */
+const MAX_BYTES_WHILE_HELD = 16 * 1024 * 1024;
 
 /** Message types a client may send once logged in (protocol v3). */
 const FRONTEND_TYPES = 'BCdcfDEHFPQSX';
@@ -59,6 +63,8 @@ export interface RelayOptions {
   policy: (StatementPolicy & FieldPolicy) | null;
   /** False once statements can no longer be recorded (fail closed). */
   canRecord?: () => boolean;
+  /** Creates the session's approval holds, given how to reach the client between frames. */
+  holds?: (notify: (message: Buffer) => void) => StatementHolds;
   onStatement(record: StatementRecord): void;
   /** Called once, when the relay is over; `cancelUpstream` is set if the server was still working. */
   onEnd(reason: SessionEndReason, detail: string | undefined, upstreamBusy: boolean): void;
@@ -76,13 +82,18 @@ export class Relay {
   private readonly toClient: Buffer[] = [];
   /** True while a socket's data handler runs; output produced later (a delayed verdict) is written at once. */
   private inPush = false;
+  /** Messages of the agent's own waiting for a point between backend frames. */
+  private readonly deferred: Buffer[] = [];
+  private readonly holds: StatementHolds | null;
+  private bytesWhileHeld = 0;
 
   constructor(private readonly opts: RelayOptions) {
     const { client, upstream } = opts;
     const queue = new PendingQueue();
     // Per session: the masker switches DataRow inspection on and off as results need it.
     const backendInspect = table(BACKEND_INSPECT);
-    this.inspector = new FrontendInspector(queue, opts.policy, opts.canRecord);
+    this.holds = opts.holds ? opts.holds((m) => this.notify(m)) : null;
+    this.inspector = new FrontendInspector(queue, opts.policy, opts.canRecord, this.holds);
     this.masker = new BackendMasker(queue, backendInspect, opts.policy, this.inspector.prepared, opts.onStatement);
 
     this.fromClient = new FrameScanner({
@@ -121,6 +132,11 @@ export class Relay {
   start(pending?: Buffer): void {
     const { client, upstream } = this.opts;
     client.on('data', (chunk: Buffer) => {
+      if (this.fromClient.isStalled && (this.bytesWhileHeld += chunk.length) > MAX_BYTES_WHILE_HELD) {
+        this.fail('protocol_error', 'too much data sent while a statement waits for approval');
+        return;
+      }
+      if (!this.fromClient.isStalled) this.bytesWhileHeld = 0;
       this.inPush = true;
       this.fromClient.push(chunk);
       this.inPush = false;
@@ -131,6 +147,7 @@ export class Relay {
       this.inPush = true;
       this.fromUpstream.push(chunk);
       this.inPush = false;
+      if (this.deferred.length > 0 && this.fromUpstream.atBoundary) this.toClient.push(...this.deferred.splice(0));
       this.drain(this.toClient, client, upstream);
     });
     client.on('end', () => this.end(this.terminating ? 'client_terminate' : 'client_disconnect'));
@@ -140,6 +157,22 @@ export class Relay {
     upstream.on('close', () => this.end(this.terminating ? 'client_terminate' : 'upstream_closed'));
     upstream.on('error', (err) => this.end('upstream_error', err.message));
     if (pending && pending.length > 0) this.fromClient.push(pending);
+  }
+
+  /** Sends a message of the agent's own to the client, never inside a backend frame. */
+  notify(message: Buffer): void {
+    if (this.ended) return;
+    if (!this.fromUpstream.atBoundary) {
+      this.deferred.push(message);
+      return;
+    }
+    this.toClient.push(message);
+    if (!this.inPush) this.drain(this.toClient, this.opts.client, this.opts.upstream);
+  }
+
+  /** The client's cancel: a held statement stops waiting (nothing runs upstream yet). */
+  cancelHeld(): boolean {
+    return this.holds?.cancel() ?? false;
   }
 
   /** Writes what is queued for `sink`; pauses `source` while `sink` is congested. */
@@ -174,6 +207,7 @@ export class Relay {
     this.ended = true;
     const { client, upstream } = this.opts;
     const busy = this.masker.busy && reason !== 'upstream_closed' && reason !== 'upstream_error';
+    this.holds?.end(reason === 'client_disconnect' ? 'the client disconnected' : `the session ended (${reason})`);
     if (reason === 'upstream_closed' || reason === 'upstream_error') {
       if (this.fromUpstream.atBoundary && !client.destroyed) {
         client.write(

@@ -17,6 +17,8 @@ import type { CancelRegistry } from './cancel.js';
 import { AuthError } from '../../identity/index.js';
 import { uuidv7 } from '../../audit/uuidv7.js';
 import type { SessionEndReason, SessionRecorder } from '../../audit/events.js';
+import type { ApprovalBroker } from '../../approval/broker.js';
+import { StatementHolds } from './hold.js';
 
 /** Command tags after which the catalog (tables, columns, views) may have changed. */
 const DDL_TAG = /^(CREATE|ALTER|DROP|COMMENT|GRANT|REVOKE|SELECT INTO|REFRESH|IMPORT)\b/;
@@ -42,6 +44,10 @@ export interface SessionContext {
   bundleVersion?: () => string | undefined;
   /** Called after a statement that changed the schema: cached analyses must be redone. */
   onDdl?: () => void;
+  /** Where held statements ask for approval (every agent has one; unmanaged ones refuse what needs approval). */
+  approvals?: ApprovalBroker;
+  /** Observes how long held statements waited. */
+  observeApprovalWait?: (seconds: number, outcome: 'approved' | 'refused') => void;
   /** Registers the live session so shutdown can end it. */
   track(end: (reason: SessionEndReason) => void): () => void;
 }
@@ -156,11 +162,18 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
     return;
   }
 
-  const key = ctx.cancels.register(ctx.target, upstream.processId, upstream.secretKey);
+  let relay: Relay | undefined;
+  const key = ctx.cancels.register(ctx.target, upstream.processId, upstream.secretKey, () => relay?.cancelHeld() ?? false);
   const hello: Buffer[] = upstream.parameters.map(([k, v]) => backend.parameterStatus(k, v));
   hello.push(backend.backendKeyData(key.processId, key.secretKey), backend.readyForQuery('I'));
   socket.write(Buffer.concat(hello));
 
+  const recordedIdentity = {
+    subject: identity.subject,
+    issuer: identity.issuer,
+    groups: identity.groups,
+    ...(identity.tokenId ? { tokenId: identity.tokenId } : {}),
+  };
   ctx.recorder.record({
     type: 'session.start',
     sessionId,
@@ -169,12 +182,7 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
     listener: ctx.listener,
     target: ctx.target.name,
     clientAddress: start.clientAddress,
-    identity: {
-      subject: identity.subject,
-      issuer: identity.issuer,
-      groups: identity.groups,
-      ...(identity.tokenId ? { tokenId: identity.tokenId } : {}),
-    },
+    identity: recordedIdentity,
     role: role.name,
     tls: start.tls,
     ...(start.params.has('application_name') ? { applicationName: start.params.get('application_name')! } : {}),
@@ -183,12 +191,30 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
 
   let seq = 0;
   const bundleVersion = ctx.bundleVersion?.();
-  const relay = new Relay({
+  const broker = ctx.approvals;
+  relay = new Relay({
     client: socket,
     upstream: upstream.socket,
     maxMessageBytes: ctx.maxMessageBytes,
     policy,
     canRecord: () => ctx.recorder.healthy,
+    ...(policy && broker
+      ? {
+          holds: (notify: (m: Buffer) => void) =>
+            new StatementHolds({
+              broker,
+              sessionId,
+              identity: recordedIdentity,
+              role: role.name,
+              target: ctx.target.name,
+              bundleVersion: bundleVersion ?? '',
+              restrictsPhi: policy!.restrictsPhi,
+              notify,
+              record: (e) => ctx.recorder.record(e),
+              ...(ctx.observeApprovalWait ? { waited: ctx.observeApprovalWait } : {}),
+            }),
+        }
+      : {}),
     onStatement: (s) => {
       seq++;
       if (s.tag && DDL_TAG.test(s.tag)) ctx.onDdl?.();
@@ -208,6 +234,7 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
         maskedColumns: s.maskedColumns,
         maskedValues: s.maskedValues,
         truncated: s.truncated,
+        approvalRequestId: s.approvalRequestId,
         bundleVersion,
       });
     },
@@ -226,6 +253,7 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
       log.info({ reason, statements: seq }, 'session ended');
     },
   });
-  const untrack = ctx.track((reason) => relay.end(reason));
-  relay.start(reader.detach());
+  const live = relay;
+  const untrack = ctx.track((reason) => live.end(reason));
+  live.start(reader.detach());
 }

@@ -47,6 +47,30 @@ export function readBind(frame: Buffer): BindMessage {
   return { portal, statement, resultFormats };
 }
 
+/** A Bind's parameter values (null for SQL NULL) with their format codes, as sent. Read only when needed. */
+export function readBindValues(frame: Buffer): { values: Array<Buffer | null>; formats: number[] } {
+  const [, p1] = cstring(frame, 5);
+  const [, p2] = cstring(frame, p1);
+  let pos = p2;
+  const nFormats = frame.readInt16BE(pos);
+  const formats: number[] = [];
+  for (let i = 0; i < nFormats; i++) formats.push(frame.readInt16BE(pos + 2 + 2 * i));
+  pos += 2 + 2 * nFormats;
+  const n = frame.readInt16BE(pos);
+  pos += 2;
+  const values: Array<Buffer | null> = [];
+  for (let i = 0; i < n; i++) {
+    const len = frame.readInt32BE(pos);
+    pos += 4;
+    if (len < 0) values.push(null);
+    else {
+      values.push(frame.subarray(pos, pos + len));
+      pos += len;
+    }
+  }
+  return { values, formats };
+}
+
 export function formatOf(formats: number[], column: number): number {
   if (formats.length === 0) return 0;
   if (formats.length === 1) return formats[0]!;
