@@ -14,31 +14,9 @@ import { startManagedAgent } from '../../agent/src/control/managed-agent.js';
 import { HOSPITAL_REPO } from './config/example-repo.js';
 import { startOidcIssuer, type TestIssuer } from '../../test/support/oidc-issuer.js';
 import type { PolicyBundle } from '../../proto/src/index.js';
+import { localTopology } from '../../test/support/hospital-repo.js';
 
-/** The example repository, pointed at this machine's PostgreSQL and a free port, so a real agent can run it. */
-const LOCAL_TOPOLOGY = {
-  'targets.yaml': `apiVersion: warden.dev/v1
-kind: Target
-spec:
-  name: clinical
-  postgres: { host: ${services.postgres.host}, port: ${services.postgres.port}, database: ${services.postgres.database}, user: ${services.postgres.user} }
----
-apiVersion: warden.dev/v1
-kind: Target
-spec:
-  name: clinical-dev
-  postgres: { host: ${services.postgres.host}, port: ${services.postgres.port}, database: postgres, user: ${services.postgres.user} }
-`,
-  'listeners.yaml': `apiVersion: warden.dev/v1
-kind: Listener
-spec:
-  name: clinical-pg
-  target: clinical
-  address: 127.0.0.1
-  port: 0
-  postgres: { allowPlaintext: true }
-`,
-};
+const LOCAL_TOPOLOGY = localTopology();
 
 let repo: TestRepo;
 let cp: RunningControlPlane;

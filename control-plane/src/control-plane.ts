@@ -24,6 +24,12 @@ import { buildApi } from './api/server.js';
 import type { AgentSummary } from './api/routes/agents.js';
 import type { Capability } from './api/people-auth.js';
 import metricsRoutes, { ControlPlaneMetrics } from './api/routes/metrics.js';
+import approvalRoutes from './api/routes/approvals.js';
+import keyRoutes from './api/routes/keys.js';
+import { ApprovalStore } from './approvals/approval-store.js';
+import { ApprovalService, type Approver } from './approvals/approval-service.js';
+import { LocalApprovalBus, RedisApprovalBus, type ApprovalBus } from './approvals/approval-bus.js';
+import { slackRoutes, startSlackNotifier } from './approvals/slack.js';
 
 export interface ControlPlaneConfig {
   /**
@@ -45,6 +51,14 @@ export interface ControlPlaneConfig {
   webhookSecretRef?: string;
   http: { address: string; port: number };
   people: { issuers: OidcIssuerConfig[]; capabilities: Record<Capability, string[]> };
+  approvals?: {
+    /** Redis shared by the replicas (pub/sub of decisions, chat replay protection). Without it: one replica only. */
+    redisUrl?: string;
+    /** How often pending requests are checked for expiry (default 1 s). */
+    sweepMs?: number;
+    /** The chat bot (Slack-compatible). Secrets by env:/file: reference. */
+    slack?: { webhookUrlRef: string; signingSecretRef: string; users: Record<string, Approver> };
+  };
 }
 
 export interface RunningControlPlane {
@@ -52,6 +66,7 @@ export interface RunningControlPlane {
   audit: AuditChain;
   registry: AgentRegistry;
   distribution: Distribution;
+  approvals: ApprovalService;
   grpcPort: number;
   watcher: RepoWatcher<PolicyBundle>;
   port: number;
@@ -74,6 +89,20 @@ export async function startControlPlane(
   const audit = new AuditChain(pool, config.databaseSchema ?? 'warden');
   await audit.migrate();
   const distribution = new Distribution(registry, key, opts.log, 10, audit);
+  const approvalStore = new ApprovalStore(pool, config.databaseSchema ?? 'warden');
+  await approvalStore.migrate();
+  const bus: ApprovalBus = config.approvals?.redisUrl ? await RedisApprovalBus.connect(config.approvals.redisUrl, config.databaseSchema ?? 'warden') : new LocalApprovalBus();
+  // Rules are read from the bundle in force when a request arrives and when someone votes.
+  let currentBundle: PolicyBundle | undefined;
+  const approvals = new ApprovalService({
+    store: approvalStore,
+    key,
+    bus,
+    log: opts.log,
+    rule: (id) => currentBundle?.approvalRules.find((r) => r.id === id),
+    ...(config.approvals?.sweepMs ? { sweepMs: config.approvals.sweepMs } : {}),
+  });
+  distribution.attachApprovals(approvals);
   const grpcServer = await startDistributionServer({
     address: config.grpc.address,
     port: config.grpc.port,
@@ -106,7 +135,11 @@ export async function startControlPlane(
         });
   const watcher = new RepoWatcher<PolicyBundle>({ source, branch: config.branch, intervalMs: config.pollIntervalMs, compile: configCompiler(), logger: opts.log });
   watcher.on('rejected', (attempt) => opts.log.error({ sha: attempt.sha, errors: attempt.diagnostics.length }, 'config commit rejected; the last good bundle stays in force'));
+  watcher.on('bundle', (applied) => (currentBundle = applied.bundle));
   const secret = config.webhookSecretRef ? resolveSecret(config.webhookSecretRef, baseDir) : undefined;
+  const slack = config.approvals?.slack
+    ? { webhookUrl: resolveSecret(config.approvals.slack.webhookUrlRef, baseDir), signingSecret: resolveSecret(config.approvals.slack.signingSecretRef, baseDir), users: config.approvals.slack.users }
+    : undefined;
 
   const metrics = new ControlPlaneMetrics({ currentVersion: () => watcher.current?.sha, connectedAgents: () => distribution.connected.length });
   watcher.on('bundle', () => metrics.configApplied.inc());
@@ -119,6 +152,9 @@ export async function startControlPlane(
     agents: { list: agents },
     register: async (app: FastifyInstance) => {
       await app.register(metricsRoutes, { metrics });
+      await app.register(approvalRoutes, { service: approvals, store: approvalStore });
+      await app.register(keyRoutes, { keys: [{ keyId: key.keyId, uses: ['bundles', 'approvals'], publicKey: key.publicKey }] });
+      if (slack) await app.register(slackRoutes, { cfg: slack, service: approvals, bus, log: opts.log });
       if (secret) await app.register(gitWebhook, { secret, branch: config.branch, watcher });
     },
   });
@@ -126,12 +162,15 @@ export async function startControlPlane(
   // Every good commit goes to every agent, signed.
   watcher.on('bundle', (applied) => distribution.publish(applied.bundle));
   watcher.start();
+  approvals.start();
+  if (slack) startSlackNotifier(approvals, slack, opts.log);
   const addr = api.server.address();
   return {
     api,
     audit,
     registry,
     distribution,
+    approvals,
     grpcPort: grpcServer.port,
     watcher,
     port: typeof addr === 'object' && addr ? addr.port : config.http.port,
@@ -141,8 +180,10 @@ export async function startControlPlane(
     },
     async stop() {
       watcher.stop();
+      approvals.stop();
       await api.close();
       await grpcServer.close();
+      await bus.close();
       await pool.end();
       await embedded?.stop();
     },

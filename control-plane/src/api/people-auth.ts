@@ -25,13 +25,14 @@ declare module 'fastify' {
     principal: Principal | null;
   }
   interface FastifyInstance {
-    requireCapability(cap: Capability): (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
+    /** Authenticates the caller and requires one of `cap`. */
+    requireCapability(cap: Capability | Capability[]): (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
   }
 }
 
 async function peopleAuth(app: FastifyInstance, opts: PeopleAuthOptions): Promise<void> {
   app.decorateRequest('principal', null);
-  app.decorate('requireCapability', (cap: Capability) => async (req: FastifyRequest, reply: FastifyReply) => {
+  app.decorate('requireCapability', (cap: Capability | Capability[]) => async (req: FastifyRequest, reply: FastifyReply) => {
     const header = req.headers.authorization;
     if (!header?.startsWith('Bearer ')) {
       return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthenticated', message: 'send an OIDC access token as "Authorization: Bearer <token>"' });
@@ -49,8 +50,9 @@ async function peopleAuth(app: FastifyInstance, opts: PeopleAuthOptions): Promis
     // Admins may do what auditors do.
     if (capabilities.has('admin')) capabilities.add('auditor');
     req.principal = { identity, capabilities };
-    if (!capabilities.has(cap)) {
-      return reply.code(403).send({ error: 'forbidden', message: `this needs the ${cap} capability; your groups grant ${[...capabilities].join(', ') || 'none'}` });
+    const wanted = Array.isArray(cap) ? cap : [cap];
+    if (!wanted.some((c) => capabilities.has(c))) {
+      return reply.code(403).send({ error: 'forbidden', message: `this needs the ${wanted.join(' or ')} capability; your groups grant ${[...capabilities].join(', ') || 'none'}` });
     }
   });
 }

@@ -24,6 +24,7 @@ import {
 } from '../../../proto/src/index.js';
 import { AgentRegistry, EnrollmentError } from './agent-registry.js';
 import type { SigningKey } from './signing-key.js';
+import { decisionOf, type ApprovalService } from '../approvals/approval-service.js';
 
 interface SignedBundle {
   version: string;
@@ -48,12 +49,25 @@ export class Distribution extends EventEmitter<{ acked: [agentId: string, versio
     super();
   }
 
+  private approvals: ApprovalService | undefined;
+
+  /** Approval requests from agents go to `service`; its decisions go back to whichever agent is connected here. */
+  attachApprovals(service: ApprovalService): void {
+    this.approvals = service;
+    service.on('decided', (a) => {
+      const stream = this.streams.get(a.agentId);
+      const decision = decisionOf(a);
+      if (stream && decision) stream.write({ kind: { case: 'approvalDecision', value: decision } });
+    });
+  }
+
   get connected(): string[] {
     return [...this.streams.keys()];
   }
 
-  private info(): { id: string; version: string; bundleSigningKeys: Array<{ keyId: string; publicKey: Uint8Array }>; heartbeatInterval: { seconds: bigint } } {
-    return { id: 'warden-control-plane', version: '0.1.0', bundleSigningKeys: [{ keyId: this.key.keyId, publicKey: this.key.spki }], heartbeatInterval: { seconds: BigInt(this.heartbeatSeconds) } };
+  private info(): { id: string; version: string; bundleSigningKeys: Array<{ keyId: string; publicKey: Uint8Array }>; approvalSigningKeys: Array<{ keyId: string; publicKey: Uint8Array }>; heartbeatInterval: { seconds: bigint } } {
+    const keys = [{ keyId: this.key.keyId, publicKey: this.key.spki }];
+    return { id: 'warden-control-plane', version: '0.1.0', bundleSigningKeys: keys, approvalSigningKeys: keys, heartbeatInterval: { seconds: BigInt(this.heartbeatSeconds) } };
   }
 
   /** Signs a bundle and pushes it to every connected agent. */
@@ -122,6 +136,14 @@ export class Distribution extends EventEmitter<{ acked: [agentId: string, versio
               this.emit('rejected', agentId, k.value.version, k.value.error);
             }
           } else if (k.case === 'heartbeat') await this.registry.seen(agentId);
+          else if (k.case === 'approvalRequest') {
+            if (!this.approvals) {
+              this.log.error({ agentId, requestId: k.value.id }, 'approval requested, but this control plane has no approval service');
+              return;
+            }
+            const decided = await this.approvals.received(agentId, k.value);
+            if (decided) stream.write({ kind: { case: 'approvalDecision', value: decided } });
+          } else if (k.case === 'approvalWithdraw') await this.approvals?.withdraw(agentId, k.value.requestId, k.value.reason);
           else if (k.case === 'auditBatch' && this.audit) {
             const events = k.value.events;
             await this.audit.append(events.map((e) => ({ sessionId: e.sessionId, sessionSeq: Number(e.sequence), event: { agentId, ...(toJson(AuditEventSchema, e) as object) } })));

@@ -1,0 +1,306 @@
+/**
+ * Just-in-time approval end to end, for real: the example hospital policy
+ * on the local PostgreSQL, two control-plane replicas sharing one database
+ * and one Redis, a managed agent connected to replica A, approvers deciding
+ * through replica B's API, and clients held on open connections.
+ */
+import net from 'node:net';
+import path from 'node:path';
+import { createPublicKey, verify } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import pg from 'pg';
+import { serialize } from 'pg-protocol';
+import { fromBinary } from '@bufbuild/protobuf';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startControlPlane, type ControlPlaneConfig, type RunningControlPlane } from '../../control-plane/src/control-plane.js';
+import { makeRepo, removeTemps, silentLogger, tempDir } from '../../control-plane/src/gitops/test-support.js';
+import { startManagedAgent, type ManagedAgent } from '../../agent/src/control/managed-agent.js';
+import { ApprovalOutcome, ApprovalRecordSchema, approvalSignedBytes } from '../../proto/src/index.js';
+import { startOidcIssuer, type TestIssuer } from '../support/oidc-issuer.js';
+import { hospitalRepoIn } from '../support/hospital-repo.js';
+import { directClient } from '../support/agent-harness.js';
+import { services } from '../support/services.js';
+import { loadPhi, type PhiRows } from '../fixtures/phi/generate.js';
+
+const PHI = `appr_${process.pid}`;
+const CP_SCHEMA = `appr_cp_${process.pid}`;
+const REDIS = `redis://${services.redis.host}:${services.redis.port}`;
+const DB_URL = `postgres://${services.postgres.user}@${services.postgres.host}:${services.postgres.port}/${services.postgres.database}`;
+
+let issuer: TestIssuer;
+let cpA: RunningControlPlane;
+let cpB: RunningControlPlane;
+let configA: ControlPlaneConfig;
+let agent: ManagedAgent;
+let rows: PhiRows;
+let agentPort: number;
+
+function approvalsFile(files: Record<string, string>): Record<string, string> {
+  const text = files['approvals.yaml']!
+    // Two charge nurses must agree before contact details are released.
+    .replace('approverGroups: [charge-nurses]\n  timeout: 5m', 'approverGroups: [charge-nurses]\n  quorum: 2\n  timeout: 5m')
+    // A short timeout so the expiry case runs in seconds.
+    .replace('approverGroups: [billing-leads]', 'approverGroups: [billing-leads]\n  timeout: 4s');
+  return { ...files, 'approvals.yaml': text };
+}
+
+async function cpConfig(keyFile: string, repoDir: string, grpcPort = 0): Promise<ControlPlaneConfig> {
+  return {
+    databaseUrl: DB_URL,
+    databaseSchema: CP_SCHEMA,
+    grpc: { address: '127.0.0.1', port: grpcPort },
+    signingKeyFile: keyFile,
+    repository: { path: repoDir },
+    branch: 'main',
+    pollIntervalMs: 60_000,
+    http: { address: '127.0.0.1', port: 0 },
+    people: {
+      issuers: [{ issuer: issuer.issuer, audience: 'warden-api' }],
+      capabilities: { admin: [], approver: ['charge-nurses', 'billing-leads'], auditor: ['auditors'] },
+    },
+    approvals: { redisUrl: REDIS, sweepMs: 200, slack: { webhookUrlRef: 'env:WARDEN_TEST_SLACK_URL', signingSecretRef: 'env:WARDEN_TEST_SLACK_SECRET', users: { U_LEAD: { subject: 'lead-1', issuer: issuer?.issuer ?? '', groups: ['billing-leads'] } } } },
+  };
+}
+
+async function ready(cp: RunningControlPlane): Promise<void> {
+  for (let i = 0; i < 200 && !cp.watcher.current; i++) await new Promise((r) => setTimeout(r, 25));
+  if (!cp.watcher.current) throw new Error(`control plane has no bundle: ${JSON.stringify(cp.watcher.lastAttempt?.diagnostics?.slice(0, 3))}`);
+}
+
+/** Captures what the chat bot posts. */
+const chatPosts: Array<Record<string, unknown>> = [];
+let chatServer: import('node:http').Server;
+
+beforeAll(async () => {
+  process.env.WARDEN_HASH_KEY = 'a-hash-key-of-sufficient-length-0123';
+  process.env.WARDEN_TEST_SLACK_SECRET = 'slack-signing-secret-for-tests';
+  const http = await import('node:http');
+  chatServer = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      chatPosts.push(JSON.parse(body) as Record<string, unknown>);
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((r) => chatServer.listen(0, '127.0.0.1', r));
+  process.env.WARDEN_TEST_SLACK_URL = `http://127.0.0.1:${(chatServer.address() as net.AddressInfo).port}/hook`;
+
+  issuer = await startOidcIssuer();
+  const direct = await directClient();
+  rows = (await loadPhi(direct, { patients: 20, schema: PHI, seed: 11 })).rows;
+  await direct.end();
+
+  const repo = await makeRepo();
+  const files = approvalsFile(hospitalRepoIn(PHI));
+  // The hospital's IdP is this test's issuer.
+  files['identity.yaml'] = files['identity.yaml']!.replaceAll('https://idp.example.org/realms/hospital', issuer.issuer);
+  await repo.commit(files, 'hospital policy');
+  const keyFile = path.join(await tempDir('warden-appr-key-'), 'signing.key');
+  configA = await cpConfig(keyFile, repo.dir);
+  cpA = await startControlPlane(configA, { log: silentLogger });
+  cpB = await startControlPlane(await cpConfig(keyFile, repo.dir), { log: silentLogger });
+  await ready(cpA);
+  await ready(cpB);
+  configA.grpc.port = cpA.grpcPort;
+
+  const dir = await tempDir('warden-appr-agent-');
+  agent = await startManagedAgent({
+    address: `127.0.0.1:${cpA.grpcPort}`,
+    credentials: grpc.credentials.createInsecure(),
+    stateDir: dir,
+    log: silentLogger,
+    recordingPath: path.join(dir, 'sessions.jsonl'),
+    backoff: { initialMs: 50, maxMs: 300 },
+    enrollment: { token: await cpA.registry.createToken({ ttlMs: 60_000 }), name: 'approval-agent' },
+  });
+  await agent.ready;
+  agentPort = agent.agent!.addresses.get('clinical-pg')!.port;
+}, 60_000);
+
+afterAll(async () => {
+  await agent?.stop();
+  await cpA?.stop();
+  await cpB?.stop();
+  await issuer?.close();
+  await new Promise((r) => chatServer?.close(r));
+  const d = await directClient();
+  await d.query(`DROP SCHEMA IF EXISTS "${PHI}" CASCADE; DROP SCHEMA IF EXISTS "${CP_SCHEMA}" CASCADE`);
+  await d.end();
+  await removeTemps();
+});
+
+/** A client through the agent as one of the example's AI agents; notices are collected. */
+async function client(sub: string, group: string): Promise<pg.Client & { notices: string[] }> {
+  const c = new pg.Client({ host: '127.0.0.1', port: agentPort, user: sub, database: 'clinical', password: await issuer.sign({ sub, groups: [group] }) }) as pg.Client & { notices: string[] };
+  c.notices = [];
+  c.on('notice', (n) => c.notices.push(n.message ?? ''));
+  c.on('error', () => undefined);
+  await c.connect();
+  return c;
+}
+
+async function person(sub: string, groups: string[]): Promise<string> {
+  return issuer.sign({ sub, groups }, { audience: 'warden-api' });
+}
+
+async function api(cp: RunningControlPlane, method: string, url: string, token: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(`http://127.0.0.1:${cp.port}${url}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+/** Waits until the client has been told which request it waits on. */
+async function heldRequestId(c: { notices: string[] }): Promise<string> {
+  for (let i = 0; i < 200; i++) {
+    const m = c.notices.map((n) => /request (\S+) is waiting/.exec(n)?.[1]).find(Boolean);
+    if (m) return m;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error('no approval notice reached the client');
+}
+
+async function stateOf(id: string): Promise<string> {
+  const { json } = await api(cpB, 'GET', `/v1/approvals/${id}`, await person('auditor-1', ['auditors']));
+  return json.state as string;
+}
+
+async function waitForState(id: string, state: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if ((await stateOf(id)) === state) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`request ${id} never became ${state} (is ${await stateOf(id)})`);
+}
+
+describe('just-in-time approval', () => {
+  it('holds a request for contact details until two charge nurses approve on the other replica, then returns them unmasked', async () => {
+    const c = await client('care-bot', 'care-coordinators');
+    const patient = rows.patients[2]!;
+    const query = c.query(`SELECT id, first_name, phone FROM ${PHI}.patients WHERE id = ${patient.id}`);
+    let settled = false;
+    void query.then(() => (settled = true), () => (settled = true));
+    const id = await heldRequestId(c);
+    expect(c.notices[0]).toContain('rule care-contact-unmask');
+
+    const pending = await api(cpB, 'GET', '/v1/approvals?state=pending', await person('nurse-1', ['charge-nurses']));
+    const listed = (pending.json.approvals as Array<Record<string, unknown>>).find((a) => a.id === id)!;
+    expect(listed).toMatchObject({ ruleId: 'care-contact-unmask', requester: { subject: 'care-bot' }, role: 'care-coordination', target: 'clinical' });
+    expect(listed.touchedColumns).toContain(`${PHI}.patients.phone`);
+    // PHI a client typed stays out of what approvers see: the statement's shape only.
+    expect(listed.statement).not.toContain(String(patient.id));
+
+    // The requester may not approve itself, and someone outside the rule's groups may not decide.
+    const self = await api(cpB, 'POST', `/v1/approvals/${id}/decision`, await person('care-bot', ['charge-nurses']), { decision: 'approve' });
+    expect(self.status).toBe(403);
+    expect(self.json.message).toMatch(/separation of duties/);
+    const outsider = await api(cpB, 'POST', `/v1/approvals/${id}/decision`, await person('lead-9', ['billing-leads']), { decision: 'approve' });
+    expect(outsider.status).toBe(403);
+    const noCapability = await api(cpB, 'POST', `/v1/approvals/${id}/decision`, await person('auditor-1', ['auditors']), { decision: 'approve' });
+    expect(noCapability.status).toBe(403);
+
+    const first = await api(cpB, 'POST', `/v1/approvals/${id}/decision`, await person('nurse-1', ['charge-nurses']), { decision: 'approve' });
+    expect(first).toMatchObject({ status: 200, json: { state: 'pending' } });
+    const again = await api(cpB, 'POST', `/v1/approvals/${id}/decision`, await person('nurse-1', ['charge-nurses']), { decision: 'approve' });
+    expect(again.status).toBe(409);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(settled).toBe(false);
+
+    const t0 = performance.now();
+    const second = await api(cpB, 'POST', `/v1/approvals/${id}/decision`, await person('nurse-2', ['charge-nurses']), { decision: 'approve', comment: 'discharge call' });
+    expect(second.json.state).toBe('approved');
+    const result = await query;
+    const latency = performance.now() - t0;
+    console.log(`approval decision (replica B) → rows at the client (agent on replica A): ${latency.toFixed(1)} ms`);
+    expect(result.rows).toEqual([{ id: String(patient.id), first_name: patient.first_name, phone: patient.phone }]);
+    await c.end();
+
+    // The signed record verifies with the published key and names both approvers.
+    const keys = (await (await fetch(`http://127.0.0.1:${cpA.port}/v1/keys`)).json()) as { keys: Array<{ keyId: string; publicKeyPem: string }> };
+    const signed = second.json.signedRecord as { record: string; signature: string; keyId: string };
+    const pem = keys.keys.find((k) => k.keyId === signed.keyId)!.publicKeyPem;
+    const recordBytes = Buffer.from(signed.record, 'base64');
+    expect(verify(null, approvalSignedBytes(recordBytes), createPublicKey(pem), Buffer.from(signed.signature, 'base64'))).toBe(true);
+    const record = fromBinary(ApprovalRecordSchema, recordBytes);
+    expect(record).toMatchObject({ requestId: id, outcome: ApprovalOutcome.APPROVE, ruleId: 'care-contact-unmask', bundleVersion: cpA.watcher.current!.sha });
+    expect(record.approvers.map((a) => a.identity?.subject)).toEqual(['nurse-1', 'nurse-2']);
+    recordBytes[recordBytes.length - 1] = recordBytes[recordBytes.length - 1]! ^ 1;
+    expect(verify(null, approvalSignedBytes(recordBytes), createPublicKey(pem), Buffer.from(signed.signature, 'base64'))).toBe(false);
+
+    // The session's audit trail holds the statement (approved, with the request id) and the signed evidence.
+    await expect.poll(async () => JSON.stringify(await auditEvents()), { timeout: 5000 }).toContain(id);
+    const events = await auditEvents();
+    expect(events.some((e) => e.approval?.requestId === id)).toBe(true);
+    expect(events.some((e) => e.statement?.approvalRequestId === id && e.statement?.decision === 'STATEMENT_DECISION_APPROVED')).toBe(true);
+  });
+
+  it('denies with the approver\'s comment, and the statement never runs', async () => {
+    const c = await client('billing-bot', 'billing-team');
+    const query = c.query(`UPDATE ${PHI}.billing SET insurer = 'self-pay'`);
+    const id = await heldRequestId(c);
+    const denied = await api(cpA, 'POST', `/v1/approvals/${id}/decision`, await person('lead-1', ['billing-leads']), { decision: 'deny', comment: 'not during month-end close' });
+    expect(denied.json.state).toBe('denied');
+    await expect(query).rejects.toMatchObject({ code: '42501', message: expect.stringMatching(/denied by lead-1: not during month-end close/) });
+    const d = await directClient();
+    expect((await d.query(`SELECT count(*)::int AS n FROM ${PHI}.billing WHERE insurer = 'self-pay'`)).rows[0].n).toBe(0);
+    await d.end();
+    // The connection is still usable afterwards.
+    expect((await c.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+    await c.end();
+  });
+
+  it('expires a request nobody decides, with a clear error', async () => {
+    const c = await client('billing-bot', 'billing-team');
+    const t0 = performance.now();
+    const err = await c.query(`UPDATE ${PHI}.billing SET insurer = 'nobody-decided'`).catch((e: Error & { code?: string }) => e);
+    expect(err).toMatchObject({ code: '42501', message: expect.stringMatching(/expired|timed out/) });
+    expect(performance.now() - t0).toBeGreaterThan(3500);
+    await c.end();
+  });
+
+  it('withdraws the request when the client cancels, or disconnects, while held', async () => {
+    const c = await client('care-bot', 'care-coordinators');
+    const query = c.query(`SELECT phone FROM ${PHI}.patients WHERE id = 1`);
+    const id = await heldRequestId(c);
+    const { processID, secretKey } = c as unknown as { processID: number; secretKey: number };
+    await new Promise<void>((resolve) => {
+      const s = net.connect(agentPort, '127.0.0.1', () => s.end(serialize.cancel(processID, secretKey)));
+      s.on('close', () => resolve());
+    });
+    await expect(query).rejects.toMatchObject({ code: '57014' });
+    await waitForState(id, 'withdrawn');
+    await c.end();
+
+    const gone = await client('care-bot', 'care-coordinators');
+    void gone.query(`SELECT phone FROM ${PHI}.patients WHERE id = 2`).catch(() => undefined);
+    const id2 = await heldRequestId(gone);
+    (gone as unknown as { connection: { stream: net.Socket } }).connection.stream.destroy();
+    await waitForState(id2, 'withdrawn');
+  });
+
+  it('keeps a pending request across a control-plane restart: the agent resends it and the decision still reaches the client', async () => {
+    const c = await client('care-bot', 'care-coordinators');
+    const query = c.query(`SELECT email FROM ${PHI}.patients WHERE id = 4`);
+    const id = await heldRequestId(c);
+    await cpA.stop();
+    cpA = await startControlPlane(configA, { log: silentLogger });
+    await ready(cpA);
+    for (let i = 0; i < 100 && !cpA.distribution.connected.includes(agent.agentId); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(cpA.distribution.connected).toContain(agent.agentId);
+    await api(cpB, 'POST', `/v1/approvals/${id}/decision`, await person('nurse-1', ['charge-nurses']), { decision: 'approve' });
+    await api(cpB, 'POST', `/v1/approvals/${id}/decision`, await person('nurse-3', ['charge-nurses']), { decision: 'approve' });
+    expect((await query).rows).toEqual([{ email: rows.patients.find((p) => p.id === 4)!.email }]);
+    await c.end();
+  });
+});
+
+async function auditEvents(): Promise<Array<{ approval?: { requestId: string }; statement?: { approvalRequestId?: string; decision?: string } }>> {
+  const d = await directClient();
+  const r = await d.query(`SELECT payload FROM "${CP_SCHEMA}".audit_log ORDER BY seq`);
+  await d.end();
+  return r.rows.map((x: { payload: string }) => JSON.parse(x.payload) as never);
+}
+
