@@ -18,6 +18,7 @@ import { startManagedAgent, type ManagedAgent } from '../../agent/src/control/ma
 import { ApprovalOutcome, ApprovalRecordSchema, approvalSignedBytes } from '../../proto/src/index.js';
 import { startOidcIssuer, type TestIssuer } from '../support/oidc-issuer.js';
 import { hospitalRepoIn } from '../support/hospital-repo.js';
+import { slackSignature } from '../../control-plane/src/approvals/slack.js';
 import { directClient } from '../support/agent-harness.js';
 import { services } from '../support/services.js';
 import { loadPhi, type PhiRows } from '../fixtures/phi/generate.js';
@@ -41,7 +42,18 @@ function approvalsFile(files: Record<string, string>): Record<string, string> {
     .replace('approverGroups: [charge-nurses]\n  timeout: 5m', 'approverGroups: [charge-nurses]\n  quorum: 2\n  timeout: 5m')
     // A short timeout so the expiry case runs in seconds.
     .replace('approverGroups: [billing-leads]', 'approverGroups: [billing-leads]\n  timeout: 4s');
-  return { ...files, 'approvals.yaml': text };
+  // Notes are read under a time-boxed grant: one approval covers the same statement shape for a while.
+  const grant = `---
+apiVersion: warden.dev/v1
+kind: ApprovalRule
+spec:
+  id: care-notes-grant
+  match: { roles: [care-coordination], tables: [${PHI}.clinical_notes] }
+  approverGroups: [charge-nurses]
+  scope: grant
+  grantDuration: 10m
+`;
+  return { ...files, 'approvals.yaml': text + grant };
 }
 
 async function cpConfig(keyFile: string, repoDir: string, grpcPort = 0): Promise<ControlPlaneConfig> {
@@ -293,6 +305,64 @@ describe('just-in-time approval', () => {
     await api(cpB, 'POST', `/v1/approvals/${id}/decision`, await person('nurse-1', ['charge-nurses']), { decision: 'approve' });
     await api(cpB, 'POST', `/v1/approvals/${id}/decision`, await person('nurse-3', ['charge-nurses']), { decision: 'approve' });
     expect((await query).rows).toEqual([{ email: rows.patients.find((p) => p.id === 4)!.email }]);
+    await c.end();
+  });
+});
+
+describe('chat bot (Slack-compatible)', () => {
+  const sign = (ts: number, body: string, secret = process.env.WARDEN_TEST_SLACK_SECRET!): Record<string, string> => ({
+    'content-type': 'application/x-www-form-urlencoded',
+    'x-slack-request-timestamp': String(ts),
+    'x-slack-signature': slackSignature(secret, String(ts), body),
+  });
+  const press = (id: string, user: string, action = 'warden_approve'): string =>
+    new URLSearchParams({ payload: JSON.stringify({ type: 'block_actions', user: { id: user }, actions: [{ action_id: action, value: id }] }) }).toString();
+  const post = (headers: Record<string, string>, body: string): Promise<Response> => fetch(`http://127.0.0.1:${cpB.port}/v1/hooks/slack`, { method: 'POST', headers, body });
+
+  it('posts the request with buttons; only a fresh, correctly signed press by a mapped user decides, once', async () => {
+    const c = await client('billing-bot', 'billing-team');
+    const query = c.query(`UPDATE ${PHI}.billing SET status = status, insurer = insurer`);
+    const id = await heldRequestId(c);
+    await expect.poll(() => chatPosts.some((p) => JSON.stringify(p).includes(`"value":"${id}"`)), { timeout: 3000 }).toBe(true);
+    const now = Math.floor(Date.now() / 1000);
+
+    const valid = press(id, 'U_LEAD');
+    expect((await post(sign(now, valid, 'a-forged-secret'), valid)).status).toBe(401);
+    const old = await post(sign(now - 600, valid), valid);
+    expect(old.status).toBe(401);
+    expect(((await old.json()) as { message: string }).message).toMatch(/window/);
+    const stranger = press(id, 'U_STRANGER');
+    expect((await post(sign(now, stranger), stranger)).status).toBe(403);
+    expect(await stateOf(id)).toBe('pending');
+
+    const ok = await post(sign(now, valid), valid);
+    expect(ok.status).toBe(200);
+    expect(((await ok.json()) as { text: string }).text).toContain('approved');
+    expect((await post(sign(now, valid), valid)).status).toBe(409);
+    const { json } = await api(cpB, 'GET', `/v1/approvals/${id}`, await person('auditor-1', ['auditors']));
+    expect(json.votes).toEqual([expect.objectContaining({ subject: 'lead-1', vote: 'approve', via: 'chat' })]);
+    await query;
+    await c.end();
+  });
+});
+
+describe('approval scope', () => {
+  it('binds an approval to the exact statement and parameters; a grant covers the same shape for its duration', async () => {
+    const c = await client('care-bot', 'care-coordinators');
+    const sql = `SELECT id FROM ${PHI}.clinical_notes WHERE id = $1`;
+    const first = c.query({ text: sql, values: [1] });
+    const id = await heldRequestId(c);
+    const { json } = await api(cpB, 'GET', `/v1/approvals/${id}`, await person('nurse-1', ['charge-nurses']));
+    // Extended protocol: the hash covers the bound value, which restricted roles' approvers see only as masked.
+    expect(json.parameters).toEqual([{ text: '', isNull: false, masked: true }]);
+    const approved = await api(cpB, 'POST', `/v1/approvals/${id}/decision`, await person('nurse-1', ['charge-nurses']), { decision: 'approve' });
+    expect(approved.json.state).toBe('approved');
+    expect((await first).rows).toEqual([{ id: '1' }]);
+    c.notices.length = 0;
+    // Same shape, other value: covered by the grant, no new request.
+    expect((await c.query({ text: sql, values: [2] })).rows).toEqual([{ id: '2' }]);
+    expect((await c.query(`SELECT id FROM ${PHI}.clinical_notes WHERE id = 3`)).rows).toEqual([{ id: '3' }]);
+    expect(c.notices).toEqual([]);
     await c.end();
   });
 });

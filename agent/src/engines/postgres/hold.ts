@@ -57,7 +57,9 @@ export class StatementHolds {
     } catch {
       fingerprint = text;
     }
-    const grantKey = [ctx.identity.subject, ctx.identity.issuer, rule.id, ctx.target, fingerprint].join('\0');
+    // A grant covers the statement's shape: a value typed as a literal or bound as $n is the same shape.
+    const grantShape = fingerprint.replace(/\$\d+/g, '?');
+    const grantKey = [ctx.identity.subject, ctx.identity.issuer, rule.id, ctx.target, grantShape].join('\0');
     const standing = ctx.broker.grant(grantKey);
     if (standing) return { approvalRequestId: standing.requestId, ...(candidate.unmask ? { unmask: candidate.unmask } : {}) };
 
