@@ -5,6 +5,8 @@
  * through replica B's API, and clients held on open connections.
  */
 import net from 'node:net';
+import fs from 'node:fs';
+import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { createPublicKey, verify } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
@@ -192,7 +194,7 @@ describe('just-in-time approval', () => {
   it('holds a request for contact details until two charge nurses approve on the other replica, then returns them unmasked', async () => {
     const c = await client('care-bot', 'care-coordinators');
     const patient = rows.patients[2]!;
-    const query = c.query(`SELECT id, first_name, phone FROM ${PHI}.patients WHERE id = ${patient.id}`);
+    const query = c.query(`SELECT id, first_name, phone FROM ${PHI}.patients WHERE mrn = '${patient.mrn}'`);
     let settled = false;
     void query.then(() => (settled = true), () => (settled = true));
     const id = await heldRequestId(c);
@@ -203,7 +205,7 @@ describe('just-in-time approval', () => {
     expect(listed).toMatchObject({ ruleId: 'care-contact-unmask', requester: { subject: 'care-bot' }, role: 'care-coordination', target: 'clinical' });
     expect(listed.touchedColumns).toContain(`${PHI}.patients.phone`);
     // PHI a client typed stays out of what approvers see: the statement's shape only.
-    expect(listed.statement).not.toContain(String(patient.id));
+    expect(listed.statement).not.toContain(patient.mrn);
 
     // The requester may not approve itself, and someone outside the rule's groups may not decide.
     const self = await api(cpB, 'POST', `/v1/approvals/${id}/decision`, await person('care-bot', ['charge-nurses']), { decision: 'approve' });
@@ -239,8 +241,18 @@ describe('just-in-time approval', () => {
     const record = fromBinary(ApprovalRecordSchema, recordBytes);
     expect(record).toMatchObject({ requestId: id, outcome: ApprovalOutcome.APPROVE, ruleId: 'care-contact-unmask', bundleVersion: cpA.watcher.current!.sha });
     expect(record.approvers.map((a) => a.identity?.subject)).toEqual(['nurse-1', 'nurse-2']);
+    // Offline, with the CLI: the record as the API returned it verifies; one changed byte does not.
+    const dir = await tempDir('warden-appr-verify-');
+    fs.writeFileSync(path.join(dir, 'cp.pem'), pem);
+    fs.writeFileSync(path.join(dir, 'approval.json'), JSON.stringify(second.json));
+    const ok = await warden(['approvals', 'verify', path.join(dir, 'approval.json'), '--public-key', path.join(dir, 'cp.pem')]);
+    expect(ok).toMatchObject({ code: 0, stdout: expect.stringContaining(`request ${id} approve`) });
+    expect(ok.stdout).toContain('nurse-2');
     recordBytes[recordBytes.length - 1] = recordBytes[recordBytes.length - 1]! ^ 1;
-    expect(verify(null, approvalSignedBytes(recordBytes), createPublicKey(pem), Buffer.from(signed.signature, 'base64'))).toBe(false);
+    fs.writeFileSync(path.join(dir, 'approval.json'), JSON.stringify({ ...second.json, signedRecord: { ...signed, record: recordBytes.toString('base64') } }));
+    const bad = await warden(['approvals', 'verify', path.join(dir, 'approval.json'), '--public-key', path.join(dir, 'cp.pem'), '--json']);
+    expect(bad.code).toBe(1);
+    expect(JSON.parse(bad.stdout)).toMatchObject({ ok: false, problem: expect.stringMatching(/signature does not verify/) });
 
     // The session's audit trail holds the statement (approved, with the request id) and the signed evidence.
     await expect.poll(async () => JSON.stringify(await auditEvents()), { timeout: 5000 }).toContain(id);
@@ -251,11 +263,16 @@ describe('just-in-time approval', () => {
 
   it('denies with the approver\'s comment, and the statement never runs', async () => {
     const c = await client('billing-bot', 'billing-team');
-    const query = c.query(`UPDATE ${PHI}.billing SET insurer = 'self-pay'`);
+    const query = c.query(`UPDATE ${PHI}.billing SET insurer = 'self-pay'`).catch((e: Error) => e);
     const id = await heldRequestId(c);
-    const denied = await api(cpA, 'POST', `/v1/approvals/${id}/decision`, await person('lead-1', ['billing-leads']), { decision: 'deny', comment: 'not during month-end close' });
-    expect(denied.json.state).toBe('denied');
-    await expect(query).rejects.toMatchObject({ code: '42501', message: expect.stringMatching(/denied by lead-1: not during month-end close/) });
+    // An approver uses the CLI.
+    process.env.WARDEN_TEST_LEAD_TOKEN = await person('lead-1', ['billing-leads']);
+    const apiFlags = ['--api', `http://127.0.0.1:${cpA.port}`, '--token', 'env:WARDEN_TEST_LEAD_TOKEN'];
+    const listed = await warden(['approvals', 'list', '--state', 'pending', ...apiFlags]);
+    expect(listed).toMatchObject({ code: 0, stdout: expect.stringContaining(id) });
+    const denied = await warden(['approvals', 'deny', id, '--comment', 'not during month-end close', ...apiFlags]);
+    expect(denied).toMatchObject({ code: 0, stdout: expect.stringContaining(`request ${id} is denied`) });
+    expect(await query).toMatchObject({ code: '42501', message: expect.stringMatching(/denied by lead-1: not during month-end close/) });
     const d = await directClient();
     expect((await d.query(`SELECT count(*)::int AS n FROM ${PHI}.billing WHERE insurer = 'self-pay'`)).rows[0].n).toBe(0);
     await d.end();
@@ -366,6 +383,15 @@ describe('approval scope', () => {
     await c.end();
   });
 });
+
+/** The `warden` CLI as a person runs it. */
+function warden(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', 'control-plane/src/cli/warden.ts', ...args], (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
 
 async function auditEvents(): Promise<Array<{ approval?: { requestId: string }; statement?: { approvalRequestId?: string; decision?: string } }>> {
   const d = await directClient();

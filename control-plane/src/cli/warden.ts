@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `warden` command. Subcommands so far: validate, schema.
+ * The `warden` command: validate, schema, audit verify, approvals.
  * Exit codes: 0 ok, 1 the thing checked is invalid, 2 usage error.
  */
 import { parseArgs } from 'node:util';
@@ -8,6 +8,7 @@ import { schemas, type DiagnosticFormat } from '../config/index.js';
 import fs from 'node:fs';
 import { validateCommand } from './validate.js';
 import { auditVerify } from './audit.js';
+import { apiTarget, approvalsDecide, approvalsList, approvalsVerify } from './approvals.js';
 
 const HELP = `usage: warden <command> [options]
 
@@ -20,6 +21,13 @@ commands:
       --schema NAME       schema of the audit tables (default: warden)
       --public-key FILE   the control plane's checkpoint public key (PEM)
       --from-checkpoint N start at a signed checkpoint instead of the first record
+  approvals list       approval requests (--state pending|approved|denied|expired|withdrawn)
+  approvals approve ID approve a held statement as the person whose token is given (--comment TEXT)
+  approvals deny ID    deny it (--comment TEXT: the requester sees it)
+      --api URL           the control plane API (default: $WARDEN_API_URL)
+      --token REF         env:NAME or file:PATH holding your OIDC token (default: $WARDEN_TOKEN)
+  approvals verify FILE check a signed approval record offline (FILE: JSON of GET /v1/approvals/ID, or -)
+      --public-key FILE   the control plane's public key (PEM, from GET /v1/keys)
 
 options:
   --json               machine-readable output (same as --format json)
@@ -29,6 +37,9 @@ examples:
   warden validate policy-examples/hipaa
   warden validate . --format github      # in a GitHub Actions step
   warden schema Role > role.schema.json
+  warden approvals list --state pending --api https://warden.example.org --token env:WARDEN_TOKEN
+  warden approvals approve 01a2... --comment "discharge call"
+  curl -s -H "authorization: Bearer $T" $API/v1/approvals/01a2... | warden approvals verify - --public-key cp.pem
   warden audit verify --database-url postgres://cp@db/warden --public-key cp-audit.pub --json
 `;
 
@@ -44,6 +55,10 @@ async function main(argv: string[]): Promise<number> {
       schema: { type: 'string' },
       'public-key': { type: 'string' },
       'from-checkpoint': { type: 'string' },
+      state: { type: 'string' },
+      comment: { type: 'string' },
+      api: { type: 'string' },
+      token: { type: 'string' },
     },
   });
   const [command, ...rest] = positionals;
@@ -85,6 +100,29 @@ async function main(argv: string[]): Promise<number> {
       else if (r.ok) process.stdout.write(`audit log verified: ${r.checked} records, ${r.checkpointsVerified} signed checkpoints\n`);
       else process.stdout.write(`audit log FAILED verification at record ${r.problem!.seq}: ${r.problem!.kind} — ${r.problem!.detail}\n`);
       return r.ok ? 0 : 1;
+    }
+    case 'approvals': {
+      const [sub, arg] = rest;
+      const json = format === 'json';
+      if (sub === 'verify') {
+        if (!arg || !values['public-key']) {
+          process.stderr.write('warden approvals verify: a FILE (or -) and --public-key are required\n');
+          return 2;
+        }
+        return approvalsVerify(arg, values['public-key'], json, process.stdout);
+      }
+      if (sub !== 'list' && sub !== 'approve' && sub !== 'deny') break;
+      const target = apiTarget(values);
+      if (typeof target === 'string') {
+        process.stderr.write(`warden approvals: ${target}\n`);
+        return 2;
+      }
+      if (sub === 'list') return approvalsList(target, values.state, json, process.stdout);
+      if (!arg) {
+        process.stderr.write(`warden approvals ${sub}: the request id is required\n`);
+        return 2;
+      }
+      return approvalsDecide(target, arg, sub, values.comment, json, process.stdout);
     }
     default:
   }
