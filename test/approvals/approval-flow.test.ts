@@ -55,7 +55,9 @@ spec:
   scope: grant
   grantDuration: 10m
 `;
-  return { ...files, 'approvals.yaml': text + grant };
+  // Analytics may read 5 rows per statement; more needs the privacy office (rule bulk-export).
+  const analytics = files['roles/clinical-analytics.yaml']!.replace('maxRows: 10000', 'maxRows: 5');
+  return { ...files, 'approvals.yaml': text + grant, 'roles/clinical-analytics.yaml': analytics };
 }
 
 async function cpConfig(keyFile: string, repoDir: string, grpcPort = 0): Promise<ControlPlaneConfig> {
@@ -70,7 +72,7 @@ async function cpConfig(keyFile: string, repoDir: string, grpcPort = 0): Promise
     http: { address: '127.0.0.1', port: 0 },
     people: {
       issuers: [{ issuer: issuer.issuer, audience: 'warden-api' }],
-      capabilities: { admin: [], approver: ['charge-nurses', 'billing-leads'], auditor: ['auditors'] },
+      capabilities: { admin: [], approver: ['charge-nurses', 'billing-leads', 'privacy-office'], auditor: ['auditors'] },
     },
     approvals: { redisUrl: REDIS, sweepMs: 200, slack: { webhookUrlRef: 'env:WARDEN_TEST_SLACK_URL', signingSecretRef: 'env:WARDEN_TEST_SLACK_SECRET', users: { U_LEAD: { subject: 'lead-1', issuer: issuer?.issuer ?? '', groups: ['billing-leads'] } } } },
   };
@@ -167,11 +169,14 @@ async function api(cp: RunningControlPlane, method: string, url: string, token: 
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 
-/** Waits until the client has been told which request it waits on. */
+/**
+ * Waits until the client has been told which request it waits on, and the control plane has it
+ * (the notice may reach the client before the request reaches the database).
+ */
 async function heldRequestId(c: { notices: string[] }): Promise<string> {
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 300; i++) {
     const m = c.notices.map((n) => /request (\S+) is waiting/.exec(n)?.[1]).find(Boolean);
-    if (m) return m;
+    if (m && (await cpB.approvals.known(m))) return m;
     await new Promise((r) => setTimeout(r, 10));
   }
   throw new Error('no approval notice reached the client');
@@ -392,6 +397,30 @@ function warden(args: string[]): Promise<{ code: number; stdout: string; stderr:
     );
   });
 }
+
+describe('row limit', () => {
+  it('holds a result at the role\'s row limit; approval lets the rest through, denial fails the statement', async () => {
+    const d = await directClient();
+    const all = (await d.query(`SELECT id, department FROM ${PHI}.encounters ORDER BY id`)).rows.map((r: { id: string; department: string }) => ({ ...r }));
+    await d.end();
+    expect(all.length).toBeGreaterThan(5);
+    const c = await client('analytics-bot', 'ai-clinical-analytics');
+    const big = c.query(`SELECT id, department FROM ${PHI}.encounters ORDER BY id`);
+    const id = await heldRequestId(c);
+    expect(c.notices[0]).toContain('rule bulk-export');
+    await api(cpB, 'POST', `/v1/approvals/${id}/decision`, await person('privacy-1', ['privacy-office']), { decision: 'approve' });
+    expect((await big).rows).toEqual(all);
+
+    c.notices.length = 0;
+    const refused = c.query({ text: `SELECT id FROM ${PHI}.encounters WHERE id > $1`, values: [0] }).catch((e: Error) => e);
+    const id2 = await heldRequestId(c);
+    await api(cpB, 'POST', `/v1/approvals/${id2}/decision`, await person('privacy-1', ['privacy-office']), { decision: 'deny', comment: 'use the monthly extract' });
+    expect(await refused).toMatchObject({ code: '42501', message: expect.stringMatching(/5-row limit.*denied by privacy-1: use the monthly extract/) });
+    // Within the limit nothing is held.
+    expect((await c.query(`SELECT id FROM ${PHI}.encounters ORDER BY id LIMIT 5`)).rows).toHaveLength(5);
+    await c.end();
+  });
+});
 
 async function auditEvents(): Promise<Array<{ approval?: { requestId: string }; statement?: { approvalRequestId?: string; decision?: string } }>> {
   const d = await directClient();

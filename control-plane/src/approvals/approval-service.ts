@@ -92,6 +92,11 @@ export class ApprovalService extends EventEmitter<{ created: [StoredApproval]; d
     return stored.state === 'pending' ? undefined : decisionOf(stored);
   }
 
+  /** Whether the request has reached the store (tests and tools wait on it). */
+  async known(id: string): Promise<boolean> {
+    return (await this.opts.store.get(id)) !== undefined;
+  }
+
   /** An approver's vote. Returns the request as it stands afterwards. */
   async vote(id: string, who: Approver, vote: 'approve' | 'deny', comment: string, via: Vote['via']): Promise<StoredApproval> {
     let finalState: Exclude<ApprovalState, 'pending'> | undefined;

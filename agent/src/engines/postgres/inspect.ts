@@ -166,7 +166,9 @@ export class FrontendInspector {
         this.queue.push(entry);
         // Ask the server for one row past the cap so it stops early and we can tell the result was cut.
         const cap = this.policy?.maxRows ?? 0;
-        const execute = cap > 0 && (maxRows === 0 || maxRows > cap) ? buildExecute(portalName, cap + 1) : undefined;
+        // Unless a row-limit approval rule may let the result past the cap: then all rows come, and the cap is applied (or lifted) as they do.
+        const mayExceed = entry.decision?.approvals?.some((c) => c.rowLimit) ?? false;
+        const execute = cap > 0 && !mayExceed && (maxRows === 0 || maxRows > cap) ? buildExecute(portalName, cap + 1) : undefined;
         // A refused Execute fails in place: the server rejects the substitute, then skips to Sync.
         const held = this.maybeHold(entry, portal?.params, () => buildParse('', REFUSAL_SQL));
         return held ? held.then((v) => v ?? execute) : execute;

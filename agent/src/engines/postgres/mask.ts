@@ -18,6 +18,8 @@ import type { Masker } from '../../masking/index.js';
 import { compileMasker } from '../../masking/index.js';
 import type { StatementRecord } from '../../audit/events.js';
 import { normalizeSql } from '../../sql/index.js';
+import { rowLimitRule } from '../../policy/approval-rules.js';
+import type { StatementHolds } from './hold.js';
 
 export type { StatementRecord };
 
@@ -51,6 +53,11 @@ export class BackendMasker {
   private rows = 0;
   private rowMasker: RowMasker | null = null;
   private truncated = false;
+  /** This result was let past the row limit by an approval. */
+  private uncapped = false;
+  private limitAsked = false;
+  /** An approval to exceed the row limit was refused: the statement fails with this. */
+  private limitRefusal: { message: string; code: string; ruleId: string } | undefined;
 
   constructor(
     private readonly queue: PendingQueue,
@@ -59,6 +66,8 @@ export class BackendMasker {
     private readonly policy: FieldPolicy | null,
     private readonly prepared: Map<string, PreparedStatement>,
     private readonly onStatement: (r: StatementRecord) => void,
+    /** Asks for approval when a result reaches the row limit and a row-limit rule applies. */
+    private readonly holds: StatementHolds | null = null,
   ) {}
 
   get busy(): boolean {
@@ -70,10 +79,10 @@ export class BackendMasker {
     if (type !== D) return;
     this.rows++;
     const cap = this.policy?.maxRows ?? 0;
-    if (cap > 0 && this.rows >= cap) this.inspect[D] = 1;
+    if (cap > 0 && this.rows >= cap && !this.uncapped) this.inspect[D] = 1;
   }
 
-  frame(type: number, frame: Buffer): FrameVerdict {
+  frame(type: number, frame: Buffer): FrameVerdict | Promise<FrameVerdict> {
     const head = this.queue.head;
     switch (type) {
       case D:
@@ -182,11 +191,13 @@ export class BackendMasker {
     if (masks.size > 0) this.rowMasker = new RowMasker(masks);
   }
 
-  private dataRow(frame: Buffer): FrameVerdict {
+  private dataRow(frame: Buffer): FrameVerdict | Promise<FrameVerdict> {
     const head = this.queue.head;
     if (head?.kind === 'execute' && this.rows === 0) this.ensureExecuteMasker(head);
     const cap = this.policy?.maxRows ?? 0;
-    if (cap > 0 && this.rows >= cap) {
+    if (cap > 0 && this.rows >= cap && !this.uncapped) {
+      const held = this.truncated ? undefined : this.askPastLimit(head, frame);
+      if (held) return held;
       // Only reached for the row past the cap when counting happens here.
       this.truncated = true;
       return null;
@@ -195,7 +206,33 @@ export class BackendMasker {
     return this.rowMasker ? this.rowMasker.rewrite(frame) : undefined;
   }
 
+  /**
+   * The result just reached the role's row limit: if a row-limit approval rule applies, the rest of
+   * the result waits (the upstream is paused) until approvers decide.
+   */
+  private askPastLimit(head: Pending | undefined, frame: Buffer): Promise<FrameVerdict> | undefined {
+    if (this.limitAsked || !head?.decision || !this.holds) return undefined;
+    const rule = rowLimitRule(head.decision.approvals, new Date());
+    if (!rule) return undefined;
+    this.limitAsked = true;
+    return this.holds.hold(rule, head.text, [], [], head.decision).then((v) => {
+      head.approvalRequestId = v.approvalRequestId;
+      if (v.refusal) {
+        this.truncated = true;
+        this.limitRefusal = v.refusal;
+        return null;
+      }
+      this.uncapped = true;
+      this.rows++;
+      if (!this.rowMasker && !this.policy?.restrictsPhi) this.inspect[D] = 0;
+      return this.rowMasker ? this.rowMasker.rewrite(frame) : undefined;
+    });
+  }
+
   private endResult(): void {
+    this.uncapped = false;
+    this.limitAsked = false;
+    this.limitRefusal = undefined;
     this.rows = 0;
     this.rowMasker = null;
     this.truncated = false;
@@ -225,6 +262,10 @@ export class BackendMasker {
   /** Row cap reached: tell the client, and report the rows it actually got. */
   private cappedCompletion(tag: string | undefined): Buffer[] {
     const cap = this.policy!.maxRows;
+    const refused = this.limitRefusal;
+    if (refused) {
+      return [backend.errorResponse({ severity: 'ERROR', code: refused.code, message: `result exceeds the ${cap}-row limit of this role: ${refused.message}`, hint: `Warden policy rule ${refused.ruleId}` })];
+    }
     if (!this.policy!.truncate) {
       return [backend.errorResponse({ severity: 'ERROR', code: '54000', message: `result exceeds the ${cap}-row limit of this role; add a LIMIT or narrow the query` })];
     }
@@ -239,7 +280,8 @@ export class BackendMasker {
     if (!head) return undefined;
     if (head.kind === 'execute' && this.rows === 0) this.ensureExecuteMasker(head);
     const out = this.truncated ? Buffer.concat(this.cappedCompletion(tag)) : undefined;
-    this.record(head, this.truncated ? `SELECT ${this.policy!.maxRows}` : tag);
+    const refused = this.limitRefusal;
+    this.record(head, this.truncated && !refused ? `SELECT ${this.policy!.maxRows}` : refused ? undefined : tag, refused ? { code: refused.code, message: refused.message } : undefined);
     this.endResult();
     if (head.kind === 'execute') this.advance();
     else head.stmtIndex++;

@@ -94,7 +94,7 @@ export class Relay {
     const backendInspect = table(BACKEND_INSPECT);
     this.holds = opts.holds ? opts.holds((m) => this.notify(m)) : null;
     this.inspector = new FrontendInspector(queue, opts.policy, opts.canRecord, this.holds);
-    this.masker = new BackendMasker(queue, backendInspect, opts.policy, this.inspector.prepared, opts.onStatement);
+    this.masker = new BackendMasker(queue, backendInspect, opts.policy, this.inspector.prepared, opts.onStatement, this.holds);
 
     this.fromClient = new FrameScanner({
       inspect: frontendInspect,
@@ -131,6 +131,9 @@ export class Relay {
   /** Starts relaying; `pending` is anything the client sent right after its password. */
   start(pending?: Buffer): void {
     const { client, upstream } = this.opts;
+    this.fromUpstream.onDrained = () => {
+      if (!this.ended) upstream.resume();
+    };
     client.on('data', (chunk: Buffer) => {
       if (this.fromClient.isStalled && (this.bytesWhileHeld += chunk.length) > MAX_BYTES_WHILE_HELD) {
         this.fail('protocol_error', 'too much data sent while a statement waits for approval');
@@ -147,6 +150,8 @@ export class Relay {
       this.inPush = true;
       this.fromUpstream.push(chunk);
       this.inPush = false;
+      // A result held at the row limit: the server waits (TCP backpressure) instead of the agent buffering it.
+      if (this.fromUpstream.isStalled) upstream.pause();
       if (this.deferred.length > 0 && this.fromUpstream.atBoundary) this.toClient.push(...this.deferred.splice(0));
       this.drain(this.toClient, client, upstream);
     });
@@ -162,7 +167,8 @@ export class Relay {
   /** Sends a message of the agent's own to the client, never inside a backend frame. */
   notify(message: Buffer): void {
     if (this.ended) return;
-    if (!this.fromUpstream.atBoundary) {
+    // A stalled scanner waits on a whole frame: everything before it has gone out whole.
+    if (!this.fromUpstream.atBoundary && !this.fromUpstream.isStalled) {
       this.deferred.push(message);
       return;
     }
