@@ -12,6 +12,7 @@ import { Distribution, startDistributionServer } from './distribution/agent-serv
 import { SigningKey } from './distribution/signing-key.js';
 import { AuditChain } from './audit/hash-chain.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
+import { migrateSchema } from './db/migrations.js';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -68,11 +69,19 @@ export async function startControlPlane(
   const embedded = config.databaseUrl ? undefined : await startEmbeddedPostgres(config.embeddedDataDir ? path.resolve(baseDir, config.embeddedDataDir) : undefined);
   // The embedded database is one PostgreSQL session: one pooled connection keeps transactions whole.
   const pool = new pg.Pool(embedded ? { connectionString: embedded.url, max: 1 } : { connectionString: config.databaseUrl, max: 8 });
-  const registry = new AgentRegistry(pool, config.databaseSchema ?? 'warden');
-  await registry.migrate();
+  const schema = config.databaseSchema ?? 'warden';
+  try {
+    // Every replica runs this at start; the advisory lock inside makes them take turns.
+    const migrated = await migrateSchema(pool, schema, { log: (m) => opts.log.info(m) });
+    opts.log.info({ schema, version: migrated.version, applied: migrated.applied }, 'database schema current');
+  } catch (err) {
+    await pool.end();
+    await embedded?.stop();
+    throw err;
+  }
+  const registry = new AgentRegistry(pool, schema);
   const key = SigningKey.loadOrCreate(path.resolve(baseDir, config.signingKeyFile));
-  const audit = new AuditChain(pool, config.databaseSchema ?? 'warden');
-  await audit.migrate();
+  const audit = new AuditChain(pool, schema);
   const distribution = new Distribution(registry, key, opts.log, 10, audit);
   const grpcServer = await startDistributionServer({
     address: config.grpc.address,
