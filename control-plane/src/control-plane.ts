@@ -25,6 +25,7 @@ import { buildApi } from './api/server.js';
 import type { AgentSummary } from './api/routes/agents.js';
 import type { Capability } from './api/people-auth.js';
 import metricsRoutes, { ControlPlaneMetrics } from './api/routes/metrics.js';
+import enrollmentTokenRoutes from './api/routes/enrollment-tokens.js';
 
 export interface ControlPlaneConfig {
   /**
@@ -128,6 +129,7 @@ export async function startControlPlane(
     agents: { list: agents },
     register: async (app: FastifyInstance) => {
       await app.register(metricsRoutes, { metrics });
+      await app.register(enrollmentTokenRoutes, { create: (o) => registry.createToken(o) });
       if (secret) await app.register(gitWebhook, { secret, branch: config.branch, watcher });
     },
   });
