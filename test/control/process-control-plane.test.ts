@@ -245,7 +245,7 @@ describe('control plane and agent as processes', () => {
     await migrateSchema(pool, newer, { migrations: [...MIGRATIONS, future] });
     const dir = path.join(work, 'cp-old');
     fs.mkdirSync(dir);
-    const old = await startControlPlaneProcess({ ...cpOptions, dir, databaseSchema: newer, httpPort: 0, grpcPort: 0 }).then(
+    const old = await startControlPlaneProcess({ ...cpOptions, dir, databaseSchema: newer, httpPort: await freePort(), grpcPort: await freePort() }).then(
       () => 'started',
       (err: Error) => err.message,
     );

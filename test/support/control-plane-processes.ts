@@ -119,16 +119,27 @@ export function writeControlPlaneConfig(o: ControlPlaneProcessOptions): string {
   return file;
 }
 
-/** Starts `warden-control-plane --config …` and resolves once it logs that it is serving. */
+/** Starts `warden-control-plane --config …` and resolves once its API answers /healthz (whatever the log level). */
 export async function startControlPlaneProcess(o: ControlPlaneProcessOptions): Promise<ControlPlaneProcess> {
+  if (!o.httpPort || !o.grpcPort) throw new Error('give the control plane fixed ports (freePort()), so restarts keep them');
   const file = writeControlPlaneConfig(o);
   const proc = spawnLogged('control plane', [...entryCommand('control-plane/src/main.ts', o.mode), '--config', file], {
     WARDEN_WEBHOOK_SECRET: o.webhookSecret,
     WARDEN_LOG_LEVEL: o.logLevel ?? 'info',
   });
-  const line = await proc.waitFor(/"msg":"control plane started"/, 30_000);
-  const started = JSON.parse(line) as { http: number; grpc: number };
-  return Object.assign(proc, { http: started.http, grpc: started.grpc });
+  let exit: number | null | undefined;
+  void proc.exited.then((code) => (exit = code));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (exit !== undefined) throw new Error(`control plane exited with ${exit}\n--- output ---\n${proc.output().slice(-4000)}`);
+    if (Date.now() > deadline) {
+      await proc.kill('SIGKILL');
+      throw new Error(`control plane did not answer on ${o.httpPort} within 30 s\n--- output ---\n${proc.output().slice(-4000)}`);
+    }
+    const up = await fetch(`http://127.0.0.1:${o.httpPort}/healthz`).then((r) => r.ok, () => false);
+    if (up) return Object.assign(proc, { http: o.httpPort, grpc: o.grpcPort });
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** Polls /readyz until the control plane has a good bundle to hand out. */
