@@ -13,6 +13,8 @@ import { SigningKey } from './distribution/signing-key.js';
 import { AuditChain } from './audit/hash-chain.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { migrateSchema } from './db/migrations.js';
+import { BundleStore } from './gitops/bundle-store.js';
+import { COMPILER_VERSION } from './config/index.js';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -115,6 +117,15 @@ export async function startControlPlane(
           cacheDir: config.repository.cacheDir ?? path.join(os.tmpdir(), 'warden-config-cache'),
         });
   const watcher = new RepoWatcher<PolicyBundle>({ source, branch: config.branch, intervalMs: config.pollIntervalMs, compile: configCompiler(), logger: opts.log });
+  // The last good bundle survives restarts: served at once, even while the branch tip is a rejected commit.
+  const bundles = new BundleStore(pool, schema);
+  const stored = await bundles.latest(COMPILER_VERSION);
+  if (stored) {
+    watcher.current = stored;
+    distribution.publish(stored.bundle);
+    opts.log.info({ version: stored.sha }, 'serving the last good bundle from the database until the repository is read');
+  }
+  watcher.on('bundle', (applied) => void bundles.save(applied).catch((err: Error) => opts.log.error({ sha: applied.sha, err: err.message }, 'could not record the bundle in the database')));
   watcher.on('rejected', (attempt) => opts.log.error({ sha: attempt.sha, errors: attempt.diagnostics.length }, 'config commit rejected; the last good bundle stays in force'));
   const secret = config.webhookSecretRef ? resolveSecret(config.webhookSecretRef, baseDir) : undefined;
 

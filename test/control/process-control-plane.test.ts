@@ -103,6 +103,24 @@ async function agentState(name: string): Promise<AgentStatus | undefined> {
   return (await apiGet<{ agents: AgentStatus[] }>(cp.http, '/v1/agents', await auditor())).agents.find((a) => a.name === name);
 }
 
+interface Attempt {
+  sha: string;
+  ok: boolean;
+  diagnostics: Array<{ code: string; severity: string }>;
+}
+
+/** Waits until the control plane's latest attempt is `sha`, and returns it. */
+async function waitForAttempt(sha: string): Promise<Attempt> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const res = await fetch(`http://127.0.0.1:${cp.http}/v1/config/attempts/latest`, { headers: { authorization: `Bearer ${await auditor()}` } });
+    const attempt = res.ok ? ((await res.json()) as Attempt) : undefined;
+    if (attempt?.sha === sha) return attempt;
+    if (Date.now() > deadline) throw new Error(`the control plane never tried ${sha}; latest: ${JSON.stringify(attempt)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 async function commitAndPush(files: Record<string, string>, message: string): Promise<string> {
   const sha = await repo.commit(files, message);
   const res = await pushWebhook(cp.http, SECRET, 'main', sha);
@@ -195,14 +213,9 @@ describe('control plane and agent as processes', () => {
     for (const [what, change, code] of bad) {
       expect(Object.values(change)[0], what).not.toBe(role);
       const sha = await commitAndPush({ ...base, ...change }, what);
-      const deadline = Date.now() + 10_000;
-      let attempt: { sha: string; ok: boolean; diagnostics: Array<{ code: string; severity: string }> } | undefined;
-      while (Date.now() < deadline && attempt?.sha !== sha) {
-        attempt = await apiGet(cp.http, '/v1/config/attempts/latest', await auditor());
-        if (attempt?.sha !== sha) await new Promise((r) => setTimeout(r, 20));
-      }
+      const attempt = await waitForAttempt(sha);
       expect(attempt, what).toMatchObject({ sha, ok: false });
-      expect(attempt!.diagnostics.filter((d) => d.severity === 'error').map((d) => d.code), what).toContain(code);
+      expect(attempt.diagnostics.filter((d) => d.severity === 'error').map((d) => d.code), what).toContain(code);
       expect((await apiGet<{ version: string }>(cp.http, '/v1/config/current', await auditor())).version, what).toBe(good.sha);
       expect(await agentState('agent-1'), what).toMatchObject({ connected: true, appliedVersion: good.sha });
       await expectEnforcing(good);
@@ -228,11 +241,19 @@ describe('control plane and agent as processes', () => {
     await expectEnforcing(good);
   }, 60_000);
 
-  it('control plane killed (SIGKILL): the agent keeps enforcing, reconnects to the restarted control plane and gets later commits', async () => {
+  it('control plane killed (SIGKILL) with a rejected commit at the branch tip: restarted, it serves the last good bundle from the database; the agent reconnects and gets later commits', async () => {
+    const base = phiConfigRepo({ ...repoOptions, ssnMask: 'redact' });
+    const bad = await commitAndPush({ ...base, 'roles/analytics.yaml': base['roles/analytics.yaml']!.replace('- clinical', '- nowhere') }, 'typo');
+    await waitForAttempt(bad);
     expect(await cp.kill('SIGKILL')).toBe(null);
     await expectEnforcing(good);
-    cp = await startCp();
+
+    cp = await startCp(); // ready at once: the last good bundle comes from PostgreSQL, the tip is still rejected
+    expect((await apiGet<{ version: string }>(cp.http, '/v1/config/current', await auditor())).version).toBe(good.sha);
+    expect(await waitForAttempt(bad)).toMatchObject({ ok: false });
     await waitForAgents(cp.http, auditor, (list) => list.find((x) => x.name === 'agent-1')?.connected === true);
+    expect(await agentState('agent-1')).toMatchObject({ appliedVersion: good.sha });
+
     const sha = await commitAndPush(phiConfigRepo({ ...repoOptions, ssnMask: 'partial' }), 'last four again');
     await waitForAgents(cp.http, auditor, (list) => list.find((x) => x.name === 'agent-1')?.appliedVersion === sha, 10_000, 20);
     good = { sha, ssn: lastFour };

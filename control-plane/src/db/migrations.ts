@@ -69,6 +69,19 @@ export const MIGRATIONS: readonly Migration[] = [
         signed_at timestamptz NOT NULL DEFAULT now(), key_id text NOT NULL, signature bytea NOT NULL
       );`,
   },
+  {
+    id: 3,
+    description: 'good config bundles by commit, so a restarted control plane serves the last one at once',
+    sql: (t) => `
+      CREATE TABLE ${t('config_bundles')} (
+        version text PRIMARY KEY,
+        compiler_version text NOT NULL,
+        commit_info jsonb NOT NULL,
+        bundle bytea NOT NULL,
+        warnings jsonb NOT NULL DEFAULT '[]',
+        applied_at timestamptz NOT NULL DEFAULT now());
+      CREATE INDEX ON ${t('config_bundles')} (applied_at DESC);`,
+  },
 ];
 
 export class MigrationError extends Error {}
