@@ -10,6 +10,7 @@ export interface EnrollmentTokenRouteOptions {
 }
 
 const MAX_TTL_SECONDS = 30 * 86_400;
+const FIELDS = ['ttlSeconds', 'reusable', 'labels'];
 
 interface Body {
   ttlSeconds?: number;
@@ -22,6 +23,11 @@ export default async function enrollmentTokenRoutes(app: FastifyInstance, opts: 
     '/v1/enrollment-tokens',
     {
       onRequest: app.requireCapability('admin'),
+      // Fastify's validator drops unknown fields silently; a typo such as "ttl" must not quietly yield a one-hour token.
+      preValidation: async (req, reply) => {
+        const unknown = Object.keys((req.body ?? {}) as object).filter((k) => !FIELDS.includes(k));
+        if (unknown.length > 0) return reply.code(400).send({ error: 'bad_request', message: `unknown field(s): ${unknown.join(', ')} (allowed: ${FIELDS.join(', ')})` });
+      },
       schema: {
         tags: ['agents'],
         summary: 'Issue a token an agent enrolls with (shown once; stored only as a hash)',
