@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `warden` command. Subcommands so far: validate, schema.
+ * The `warden` command. Subcommands so far: validate, schema, audit verify, db.
  * Exit codes: 0 ok, 1 the thing checked is invalid, 2 usage error.
  */
 import { parseArgs } from 'node:util';
@@ -8,6 +8,7 @@ import { schemas, type DiagnosticFormat } from '../config/index.js';
 import fs from 'node:fs';
 import { validateCommand } from './validate.js';
 import { auditVerify } from './audit.js';
+import { dbCommand } from './db.js';
 
 const HELP = `usage: warden <command> [options]
 
@@ -20,6 +21,9 @@ commands:
       --schema NAME       schema of the audit tables (default: warden)
       --public-key FILE   the control plane's checkpoint public key (PEM)
       --from-checkpoint N start at a signed checkpoint instead of the first record
+  db status|migrate    the control plane's database schema: applied and pending migrations, or apply them
+      --database-url URL  the control plane's PostgreSQL (default: $WARDEN_DATABASE_URL)
+      --schema NAME       schema of the control plane's tables (default: warden)
 
 options:
   --json               machine-readable output (same as --format json)
@@ -30,6 +34,8 @@ examples:
   warden validate . --format github      # in a GitHub Actions step
   warden schema Role > role.schema.json
   warden audit verify --database-url postgres://cp@db/warden --public-key cp-audit.pub --json
+  warden db status --database-url postgres://cp@db/warden   # exit 1 when migrations are pending
+  warden db migrate --database-url postgres://admin@db/warden
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -86,6 +92,8 @@ async function main(argv: string[]): Promise<number> {
       else process.stdout.write(`audit log FAILED verification at record ${r.problem!.seq}: ${r.problem!.kind} — ${r.problem!.detail}\n`);
       return r.ok ? 0 : 1;
     }
+    case 'db':
+      return dbCommand({ action: rest[0], url: values['database-url'] ?? process.env.WARDEN_DATABASE_URL, schema: values.schema ?? 'warden', json: format === 'json', out: process.stdout, err: process.stderr });
     default:
   }
   process.stderr.write(`warden: unknown command "${[command, ...rest].join(' ')}"\n\n${HELP}`);

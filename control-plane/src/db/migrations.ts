@@ -119,6 +119,29 @@ function checkOrder(migrations: readonly Migration[]): void {
   });
 }
 
+export interface MigrationStatus {
+  applied: Array<{ id: number; description: string; appliedAt: Date; edited: boolean }>;
+  pending: Array<{ id: number; description: string }>;
+  /** Applied by a newer control plane: this code does not know them. */
+  unknown: Array<{ id: number; description: string; appliedAt: Date }>;
+}
+
+/** What has been applied to `schema` and what is pending, read only (no lock, nothing created). */
+export async function migrationStatus(pool: pg.Pool, schema: string, migrations: readonly Migration[] = MIGRATIONS): Promise<MigrationStatus> {
+  if (!SCHEMA_NAME.test(schema)) throw new MigrationError(`invalid schema name "${schema}"`);
+  checkOrder(migrations);
+  const exists = (await pool.query<{ t: string | null }>(`SELECT to_regclass($1) AS t`, [`"${schema}".schema_migrations`])).rows[0]!.t;
+  const rows = exists
+    ? (await pool.query<{ id: number; description: string; checksum: string; applied_at: Date }>(`SELECT id, description, checksum, applied_at FROM "${schema}".schema_migrations ORDER BY id`)).rows
+    : [];
+  const have = new Set(rows.map((r) => r.id));
+  return {
+    applied: rows.filter((r) => r.id <= migrations.length).map((r) => ({ id: r.id, description: r.description, appliedAt: r.applied_at, edited: migrationChecksum(migrations[r.id - 1]!) !== r.checksum })),
+    pending: migrations.filter((m) => !have.has(m.id)).map((m) => ({ id: m.id, description: m.description })),
+    unknown: rows.filter((r) => r.id > migrations.length).map((r) => ({ id: r.id, description: r.description, appliedAt: r.applied_at })),
+  };
+}
+
 /** Brings `schema` up to the newest migration. Safe to call from several processes at once. */
 export async function migrateSchema(pool: pg.Pool, schema: string, opts: MigrateOptions = {}): Promise<MigrationResult> {
   if (!SCHEMA_NAME.test(schema)) throw new MigrationError(`invalid schema name "${schema}"`);
