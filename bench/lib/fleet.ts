@@ -38,6 +38,8 @@ import type { ReportSection } from './report.js';
 
 export interface FleetResult {
   agents: number;
+  /** How the control-plane process ran: compiled JS (make bench) or through tsx. */
+  controlPlane: 'dist' | 'tsx';
   rounds: Array<{ sha: string; webhookMs: number; allAppliedMs: number; apiConfirmedMs: number }>;
 }
 
@@ -49,7 +51,7 @@ const quantile = (xs: number[], q: number): number => {
 export async function fleetRollout(log: (s: string) => void, opts: { agents?: number; rounds?: number } = {}): Promise<FleetResult> {
   const count = opts.agents ?? 50;
   const roundCount = opts.rounds ?? 10;
-  const mode = import.meta.url.includes('/dist/') ? 'dist' : 'tsx';
+  const mode: FleetResult['controlPlane'] = import.meta.url.includes('/dist/') ? 'dist' : 'tsx';
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-fleet-'));
   const id = `${process.pid}`;
   const phiSchema = `fleet_phi_${id}`;
@@ -123,7 +125,7 @@ export async function fleetRollout(log: (s: string) => void, opts: { agents?: nu
       rounds.push({ sha, webhookMs, allAppliedMs, apiConfirmedMs });
       log(`  round ${r}/${roundCount}: webhook ${webhookMs.toFixed(0)} ms, all ${count} applied ${allAppliedMs.toFixed(0)} ms, API shows all ${count} ${apiConfirmedMs.toFixed(0)} ms`);
     }
-    return { agents: count, rounds };
+    return { agents: count, controlPlane: mode, rounds };
   } finally {
     await Promise.all(agents.map((a) => a.stop().catch(() => undefined)));
     await cp?.kill('SIGTERM');
@@ -143,7 +145,7 @@ export function fleetSection(r: FleetResult): ReportSection {
   });
   const confirmed = r.rounds.map((x) => x.apiConfirmedMs);
   return {
-    title: `git commit → ${r.agents} agents on the new version (${r.rounds.length} commits; webhook signed like GitHub's; gRPC over TLS; control plane in its own process, ${r.agents} ManagedAgents in the benchmark process)`,
+    title: `git commit → ${r.agents} agents on the new version (${r.rounds.length} commits; webhook signed like GitHub's; gRPC over TLS; control plane in its own process (${r.controlPlane}), ${r.agents} ManagedAgents in the benchmark process)`,
     rows: [
       row('commit + webhook answered (202)', r.rounds.map((x) => x.webhookMs)),
       row(`all ${r.agents} agents applied`, r.rounds.map((x) => x.allAppliedMs)),
