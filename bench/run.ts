@@ -4,6 +4,8 @@
  * prepared protocol. Prints TPS, latency and the ratios, and writes
  * bench/out/report.{txt,html,json}.
  *
+ * Also: durable audit appends, and a commit rolled out to 50 agents (`make bench-fleet` runs that alone).
+ *
  * Knobs: WARDEN_BENCH_SECONDS (10), WARDEN_BENCH_CLIENTS (8),
  * WARDEN_BENCH_SCALE (10), WARDEN_BENCH_ROUNDS (1), and the WARDEN_TEST_PG*
  * variables for where PostgreSQL is.
@@ -20,6 +22,7 @@ import { streamQuery, type StreamResult } from './lib/stream.js';
 import { renderHtml, renderText, type ReportSection } from './lib/report.js';
 import type { AgentConfig } from '../agent/src/config/types.js';
 import { auditAppendSection } from './lib/audit.js';
+import { fleetRollout, fleetSection } from './lib/fleet.js';
 
 const seconds = Number(process.env.WARDEN_BENCH_SECONDS ?? 10);
 const clients = Number(process.env.WARDEN_BENCH_CLIENTS ?? 8);
@@ -170,6 +173,8 @@ async function main(): Promise<void> {
     });
     // Durable audit appends: batches into the PostgreSQL hash chain, as the control plane receives them.
     sections.push(await auditAppendSection(log));
+    // A git commit to 50 agents on the new version, webhook → control-plane process → gRPC (lib/fleet.ts).
+    sections.push(fleetSection(await fleetRollout(log, { rounds: 5 })));
 
     const title = 'Warden agent benchmark';
     const meta = { date: new Date().toISOString(), host: `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}`, node: process.version };

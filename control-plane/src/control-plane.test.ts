@@ -15,6 +15,7 @@ import { HOSPITAL_REPO } from './config/example-repo.js';
 import { startOidcIssuer, type TestIssuer } from '../../test/support/oidc-issuer.js';
 import type { PolicyBundle } from '../../proto/src/index.js';
 import { localTopology } from '../../test/support/hospital-repo.js';
+import { MIGRATIONS } from './db/migrations.js';
 
 const LOCAL_TOPOLOGY = localTopology();
 
@@ -160,6 +161,38 @@ describe('control plane without a database server', () => {
       expect((await embedded.audit.verify((await import('node:crypto')).generateKeyPairSync('ed25519').publicKey)).ok).toBe(true);
     } finally {
       await embedded.stop();
+    }
+  }, 60_000);
+});
+
+describe('control-plane replicas', () => {
+  it('two starting together on a fresh schema both come up; the schema is migrated once', async () => {
+    const schema = `cp_replicas_${process.pid}`;
+    const config = async () => ({
+      databaseUrl: `postgres://${services.postgres.user}@${services.postgres.host}:${services.postgres.port}/${services.postgres.database}`,
+      databaseSchema: schema,
+      grpc: { address: '127.0.0.1', port: 0 },
+      signingKeyFile: path.join(await tempDir('warden-cp-key-'), 'signing.key'),
+      repository: { path: repo.dir },
+      branch: 'main',
+      pollIntervalMs: 60_000,
+      http: { address: '127.0.0.1', port: 0 },
+      people: { issuers: [{ issuer: issuer.issuer, audience: 'warden-api' }], capabilities: { admin: [], approver: [], auditor: [] } },
+    });
+    const p = new pg.Pool({ ...services.postgres, max: 1 });
+    const started = await Promise.allSettled([startControlPlane(await config(), { log: silentLogger }), startControlPlane(await config(), { log: silentLogger })]);
+    const replicas = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    try {
+      expect(started.filter((r) => r.status === 'rejected')).toEqual([]);
+      const rows = (await p.query(`SELECT id FROM "${schema}".schema_migrations ORDER BY id`)).rows.map((r: { id: number }) => r.id);
+      expect(rows).toEqual(MIGRATIONS.map((m) => m.id));
+      // They share state: a token issued by one enrolls through the other.
+      const token = await replicas[0]!.registry.createToken({ ttlMs: 60_000 });
+      expect(await replicas[1]!.registry.consume(token)).toEqual({});
+    } finally {
+      await Promise.all(replicas.map((r) => r.stop()));
+      await p.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await p.end();
     }
   }, 60_000);
 });

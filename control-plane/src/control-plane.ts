@@ -12,6 +12,9 @@ import { Distribution, startDistributionServer } from './distribution/agent-serv
 import { SigningKey } from './distribution/signing-key.js';
 import { AuditChain } from './audit/hash-chain.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
+import { migrateSchema } from './db/migrations.js';
+import { BundleStore } from './gitops/bundle-store.js';
+import { COMPILER_VERSION } from './config/index.js';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -30,6 +33,7 @@ import { ApprovalStore } from './approvals/approval-store.js';
 import { ApprovalService, type Approver } from './approvals/approval-service.js';
 import { LocalApprovalBus, RedisApprovalBus, type ApprovalBus } from './approvals/approval-bus.js';
 import { slackRoutes, startSlackNotifier } from './approvals/slack.js';
+import enrollmentTokenRoutes from './api/routes/enrollment-tokens.js';
 
 export interface ControlPlaneConfig {
   /**
@@ -83,15 +87,22 @@ export async function startControlPlane(
   const embedded = config.databaseUrl ? undefined : await startEmbeddedPostgres(config.embeddedDataDir ? path.resolve(baseDir, config.embeddedDataDir) : undefined);
   // The embedded database is one PostgreSQL session: one pooled connection keeps transactions whole.
   const pool = new pg.Pool(embedded ? { connectionString: embedded.url, max: 1 } : { connectionString: config.databaseUrl, max: 8 });
-  const registry = new AgentRegistry(pool, config.databaseSchema ?? 'warden');
-  await registry.migrate();
+  const schema = config.databaseSchema ?? 'warden';
+  try {
+    // Every replica runs this at start; the advisory lock inside makes them take turns.
+    const migrated = await migrateSchema(pool, schema, { log: (m) => opts.log.info(m) });
+    opts.log.info({ schema, version: migrated.version, applied: migrated.applied }, 'database schema current');
+  } catch (err) {
+    await pool.end();
+    await embedded?.stop();
+    throw err;
+  }
+  const registry = new AgentRegistry(pool, schema);
   const key = SigningKey.loadOrCreate(path.resolve(baseDir, config.signingKeyFile));
-  const audit = new AuditChain(pool, config.databaseSchema ?? 'warden');
-  await audit.migrate();
+  const audit = new AuditChain(pool, schema);
   const distribution = new Distribution(registry, key, opts.log, 10, audit);
-  const approvalStore = new ApprovalStore(pool, config.databaseSchema ?? 'warden');
-  await approvalStore.migrate();
-  const bus: ApprovalBus = config.approvals?.redisUrl ? await RedisApprovalBus.connect(config.approvals.redisUrl, config.databaseSchema ?? 'warden') : new LocalApprovalBus();
+  const approvalStore = new ApprovalStore(pool, schema);
+  const bus: ApprovalBus = config.approvals?.redisUrl ? await RedisApprovalBus.connect(config.approvals.redisUrl, schema) : new LocalApprovalBus();
   // Rules are read from the bundle in force when a request arrives and when someone votes.
   let currentBundle: PolicyBundle | undefined;
   const approvals = new ApprovalService({
@@ -134,6 +145,16 @@ export async function startControlPlane(
           cacheDir: config.repository.cacheDir ?? path.join(os.tmpdir(), 'warden-config-cache'),
         });
   const watcher = new RepoWatcher<PolicyBundle>({ source, branch: config.branch, intervalMs: config.pollIntervalMs, compile: configCompiler(), logger: opts.log });
+  // The last good bundle survives restarts: served at once, even while the branch tip is a rejected commit.
+  const bundles = new BundleStore(pool, schema);
+  const stored = await bundles.latest(COMPILER_VERSION);
+  if (stored) {
+    watcher.current = stored;
+    currentBundle = stored.bundle;
+    distribution.publish(stored.bundle);
+    opts.log.info({ version: stored.sha }, 'serving the last good bundle from the database until the repository is read');
+  }
+  watcher.on('bundle', (applied) => void bundles.save(applied).catch((err: Error) => opts.log.error({ sha: applied.sha, err: err.message }, 'could not record the bundle in the database')));
   watcher.on('rejected', (attempt) => opts.log.error({ sha: attempt.sha, errors: attempt.diagnostics.length }, 'config commit rejected; the last good bundle stays in force'));
   watcher.on('bundle', (applied) => (currentBundle = applied.bundle));
   const secret = config.webhookSecretRef ? resolveSecret(config.webhookSecretRef, baseDir) : undefined;
@@ -155,6 +176,7 @@ export async function startControlPlane(
       await app.register(approvalRoutes, { service: approvals, store: approvalStore });
       await app.register(keyRoutes, { keys: [{ keyId: key.keyId, uses: ['bundles', 'approvals'], publicKey: key.publicKey }] });
       if (slack) await app.register(slackRoutes, { cfg: slack, service: approvals, bus, log: opts.log });
+      await app.register(enrollmentTokenRoutes, { create: (o) => registry.createToken(o) });
       if (secret) await app.register(gitWebhook, { secret, branch: config.branch, watcher });
     },
   });

@@ -42,7 +42,12 @@ for (const key of ['repository', 'branch', 'http', 'grpc', 'signingKeyFile', 'pe
     process.exit(2);
   }
 }
-const cp = await startControlPlane({ ...config, pollIntervalMs: config.pollIntervalMs ?? 30_000 }, { log, baseDir: path.dirname(file) });
+const cp = await startControlPlane({ ...config, pollIntervalMs: config.pollIntervalMs ?? 30_000 }, { log, baseDir: path.dirname(file) }).catch((err: unknown) => {
+  // One clear line (e.g. a database newer than this control plane), no stack trace.
+  log.fatal({ err: (err as Error).message }, 'control plane failed to start');
+  process.stderr.write(`warden-control-plane: ${(err as Error).message}\n`);
+  process.exit(1);
+});
 log.info({ http: cp.port, grpc: cp.grpcPort }, 'control plane started');
 const stop = (): void => {
   cp.stop().then(

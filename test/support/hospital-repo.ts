@@ -36,5 +36,6 @@ spec:
 /** The hospital repository with its tables in `schema` instead of `clinic`. */
 export function hospitalRepoIn(schema: string): Record<string, string> {
   const files = { ...HOSPITAL_REPO, ...localTopology() };
-  return Object.fromEntries(Object.entries(files).map(([name, text]) => [name, text.replaceAll('clinic.', `${schema}.`)]));
+  // Policy tests name tables in regular expressions too (clinic\\.billing).
+  return Object.fromEntries(Object.entries(files).map(([name, text]) => [name, text.replaceAll('clinic.', `${schema}.`).replaceAll('clinic\\\\.', `${schema}\\\\.`)]));
 }

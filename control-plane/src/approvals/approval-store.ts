@@ -57,37 +57,6 @@ export class VoteRefused extends Error {
 }
 
 export class ApprovalStore extends SchemaTables {
-  async migrate(): Promise<void> {
-    await this.pool.query(`
-      CREATE SCHEMA IF NOT EXISTS "${this.schema}";
-      CREATE TABLE IF NOT EXISTS ${this.t('approval_requests')} (
-        id text PRIMARY KEY,
-        agent_id text NOT NULL,
-        session_id text NOT NULL,
-        rule_id text NOT NULL,
-        requester text NOT NULL,
-        request bytea NOT NULL,
-        state text NOT NULL DEFAULT 'pending',
-        created_at timestamptz NOT NULL DEFAULT now(),
-        expires_at timestamptz NOT NULL,
-        decided_at timestamptz,
-        record bytea,
-        signature bytea,
-        key_id text
-      );
-      CREATE INDEX IF NOT EXISTS approval_requests_state ON ${this.t('approval_requests')} (state, expires_at);
-      CREATE TABLE IF NOT EXISTS ${this.t('approval_votes')} (
-        request_id text NOT NULL REFERENCES ${this.t('approval_requests')} (id),
-        subject text NOT NULL,
-        issuer text NOT NULL,
-        vote text NOT NULL,
-        comment text NOT NULL DEFAULT '',
-        via text NOT NULL,
-        decided_at timestamptz NOT NULL DEFAULT now(),
-        PRIMARY KEY (request_id, issuer, subject)
-      );`);
-  }
-
   private select(where: string): string {
     return `SELECT r.*, (SELECT json_agg(json_build_object('subject', v.subject, 'issuer', v.issuer, 'vote', v.vote, 'comment', v.comment, 'decided_at', v.decided_at, 'via', v.via) ORDER BY v.decided_at)
               FROM ${this.t('approval_votes')} v WHERE v.request_id = r.id) AS votes

@@ -54,28 +54,6 @@ export function keyIdOf(publicKey: KeyObject): string {
 }
 
 export class AuditChain extends SchemaTables {
-
-  async migrate(): Promise<void> {
-    await this.pool.query(`
-      CREATE SCHEMA IF NOT EXISTS "${this.schema}";
-      CREATE TABLE IF NOT EXISTS ${this.t('audit_log')} (
-        seq bigint PRIMARY KEY,
-        session_id text NOT NULL,
-        session_seq bigint NOT NULL,
-        recorded_at timestamptz NOT NULL DEFAULT now(),
-        payload text NOT NULL,
-        prev_hash bytea NOT NULL,
-        hash bytea NOT NULL,
-        UNIQUE (session_id, session_seq)
-      );
-      CREATE TABLE IF NOT EXISTS ${this.t('audit_head')} (id int PRIMARY KEY CHECK (id = 1), seq bigint NOT NULL, hash bytea NOT NULL);
-      INSERT INTO ${this.t('audit_head')} VALUES (1, 0, '\\x${GENESIS.toString('hex')}') ON CONFLICT DO NOTHING;
-      CREATE TABLE IF NOT EXISTS ${this.t('audit_checkpoints')} (
-        id bigserial PRIMARY KEY, size bigint NOT NULL, head_hash bytea NOT NULL,
-        signed_at timestamptz NOT NULL DEFAULT now(), key_id text NOT NULL, signature bytea NOT NULL
-      );`);
-  }
-
   /**
    * Appends a batch in one transaction (the head row lock serialises writers across replicas).
    * Records already present (same session id + sequence) are skipped: replays are harmless.

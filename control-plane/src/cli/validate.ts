@@ -6,8 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { compileBundle, formatDiagnostics, loadConfigDir, type Diagnostic, type DiagnosticFormat } from '../config/index.js';
-import { runPolicyTests, SnapshotCatalog, testDiagnostics, type CatalogSnapshot, type PolicyTestResult } from '../config/policy-tests.js';
-import type { CatalogView } from '../../../agent/src/sql/index.js';
+import { catalogsFromFiles, runPolicyTests, testDiagnostics, type PolicyTestResult } from '../config/policy-tests.js';
 
 export interface ValidateOutcome {
   ok: boolean;
@@ -16,15 +15,13 @@ export interface ValidateOutcome {
   version?: string;
 }
 
-function readCatalogs(dir: string): Map<string, CatalogView> {
-  const out = new Map<string, CatalogView>();
+/** catalog/*.json of a working tree, parsed as the control plane parses them from a commit. */
+function readCatalogs(dir: string): ReturnType<typeof catalogsFromFiles> {
   const folder = path.join(dir, 'catalog');
-  if (!fs.existsSync(folder)) return out;
-  for (const f of fs.readdirSync(folder)) {
-    if (!f.endsWith('.json')) continue;
-    out.set(f.slice(0, -5), new SnapshotCatalog(JSON.parse(fs.readFileSync(path.join(folder, f), 'utf8')) as CatalogSnapshot));
-  }
-  return out;
+  const files = fs.existsSync(folder)
+    ? Object.fromEntries(fs.readdirSync(folder).filter((f) => f.endsWith('.json')).map((f) => [`catalog/${f}`, fs.readFileSync(path.join(folder, f), 'utf8')]))
+    : {};
+  return catalogsFromFiles(files);
 }
 
 export async function validateRepository(dir: string): Promise<ValidateOutcome> {
@@ -39,8 +36,9 @@ export async function validateRepository(dir: string): Promise<ValidateOutcome> 
     committedAt: new Date(),
   });
   if (!bundle) return { ok: false, diagnostics, tests: [] };
-  const results = await runPolicyTests(bundle, tests, readCatalogs(dir));
-  const all = [...diagnostics, ...testDiagnostics(results)];
+  const { catalogs, diagnostics: catalogProblems } = readCatalogs(dir);
+  const results = await runPolicyTests(bundle, tests, catalogs);
+  const all = [...diagnostics, ...catalogProblems, ...testDiagnostics(results)];
   return { ok: !all.some((d) => d.severity === 'error'), diagnostics: all, tests: results, version: bundle.version };
 }
 

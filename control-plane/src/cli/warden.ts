@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `warden` command: validate, schema, audit verify, approvals.
+ * The `warden` command: validate, schema, audit verify, approvals, db.
  * Exit codes: 0 ok, 1 the thing checked is invalid, 2 usage error.
  */
 import { parseArgs } from 'node:util';
@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import { validateCommand } from './validate.js';
 import { auditVerify } from './audit.js';
 import { apiTarget, approvalsDecide, approvalsList, approvalsVerify } from './approvals.js';
+import { dbCommand } from './db.js';
 
 const HELP = `usage: warden <command> [options]
 
@@ -28,6 +29,9 @@ commands:
       --token REF         env:NAME or file:PATH holding your OIDC token (default: $WARDEN_TOKEN)
   approvals verify FILE check a signed approval record offline (FILE: JSON of GET /v1/approvals/ID, or -)
       --public-key FILE   the control plane's public key (PEM, from GET /v1/keys)
+  db status|migrate    the control plane's database schema: applied and pending migrations, or apply them
+      --database-url URL  the control plane's PostgreSQL (default: $WARDEN_DATABASE_URL)
+      --schema NAME       schema of the control plane's tables (default: warden)
 
 options:
   --json               machine-readable output (same as --format json)
@@ -41,6 +45,8 @@ examples:
   warden approvals approve 01a2... --comment "discharge call"
   curl -s -H "authorization: Bearer $T" $API/v1/approvals/01a2... | warden approvals verify - --public-key cp.pem
   warden audit verify --database-url postgres://cp@db/warden --public-key cp-audit.pub --json
+  warden db status --database-url postgres://cp@db/warden   # exit 1 when migrations are pending
+  warden db migrate --database-url postgres://admin@db/warden
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -124,6 +130,8 @@ async function main(argv: string[]): Promise<number> {
       }
       return approvalsDecide(target, arg, sub, values.comment, json, process.stdout);
     }
+    case 'db':
+      return dbCommand({ action: rest[0], url: values['database-url'] ?? process.env.WARDEN_DATABASE_URL, schema: values.schema ?? 'warden', json: format === 'json', out: process.stdout, err: process.stderr });
     default:
   }
   process.stderr.write(`warden: unknown command "${[command, ...rest].join(' ')}"\n\n${HELP}`);

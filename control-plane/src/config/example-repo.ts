@@ -1,6 +1,7 @@
 /**
  * The example hospital repository (policy-examples/hipaa) as path → file
- * text, read from disk so tests and documentation share one copy.
+ * text (its YAML and its catalog/*.json snapshots for the policy tests),
+ * read from disk so tests and documentation share one copy.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -24,7 +25,7 @@ function readTree(root: string): Record<string, string> {
     for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
       const full = path.join(dir, e.name);
       if (e.isDirectory()) walk(full);
-      else if (/\.ya?ml$/.test(e.name)) out[path.relative(root, full).split(path.sep).join('/')] = fs.readFileSync(full, 'utf8');
+      else if (/\.ya?ml$/.test(e.name) || /^catalog\/[^/]+\.json$/.test(path.relative(root, full).split(path.sep).join('/'))) out[path.relative(root, full).split(path.sep).join('/')] = fs.readFileSync(full, 'utf8');
     }
   };
   walk(root);

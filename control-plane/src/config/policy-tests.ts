@@ -52,6 +52,25 @@ export class SnapshotCatalog implements CatalogView {
   }
 }
 
+/**
+ * The catalog snapshots among a repository's files (`catalog/<target>.json` → target). A snapshot that is not
+ * valid JSON is an error diagnostic, and the tests of its target then fail for want of a catalog.
+ */
+export function catalogsFromFiles(files: Record<string, string>): { catalogs: Map<string, CatalogView>; diagnostics: Diagnostic[] } {
+  const catalogs = new Map<string, CatalogView>();
+  const diagnostics: Diagnostic[] = [];
+  for (const [file, text] of Object.entries(files)) {
+    const m = /^catalog\/([^/]+)\.json$/.exec(file);
+    if (!m) continue;
+    try {
+      catalogs.set(m[1]!, new SnapshotCatalog(JSON.parse(text) as CatalogSnapshot));
+    } catch (err) {
+      diagnostics.push({ severity: 'error', file, path: '', code: 'catalog-invalid', message: `catalog snapshot is not valid: ${(err as Error).message}` });
+    }
+  }
+  return { catalogs, diagnostics };
+}
+
 export interface PolicyTestResult {
   test: PolicyTestCase;
   ok: boolean;

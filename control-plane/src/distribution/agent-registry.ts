@@ -28,18 +28,6 @@ export interface AgentRecord {
 const hash = (token: string): Buffer => createHash('sha256').update(token).digest();
 
 export class AgentRegistry extends SchemaTables {
-
-  async migrate(): Promise<void> {
-    await this.pool.query(`
-      CREATE SCHEMA IF NOT EXISTS "${this.schema}";
-      CREATE TABLE IF NOT EXISTS ${this.t('enrollment_tokens')} (
-        token_hash bytea PRIMARY KEY, labels jsonb NOT NULL DEFAULT '{}', reusable boolean NOT NULL,
-        expires_at timestamptz NOT NULL, used_at timestamptz, created_at timestamptz NOT NULL DEFAULT now());
-      CREATE TABLE IF NOT EXISTS ${this.t('agents')} (
-        id uuid PRIMARY KEY, name text NOT NULL, labels jsonb NOT NULL, public_key bytea NOT NULL,
-        enrolled_at timestamptz NOT NULL DEFAULT now(), last_seen_at timestamptz, applied_version text);`);
-  }
-
   /** Returns the plaintext token once; only its hash is kept. */
   async createToken(opts: { ttlMs: number; reusable?: boolean; labels?: Record<string, string> }): Promise<string> {
     const token = `wde_${randomBytes(24).toString('base64url')}`;

@@ -8,7 +8,7 @@ import { makeRepo, removeTemps, startGitHttpServer, tempDir } from './test-suppo
 afterAll(removeTemps);
 
 describe('RepoSource (local)', () => {
-  it('reads the committed YAML of a commit, recursively and in path order', async () => {
+  it('reads the committed YAML and catalog snapshots of a commit, recursively and in path order', async () => {
     const repo = await makeRepo();
     const sha = await repo.commit({
       'targets.yaml': 'kind: Target\n',
@@ -16,11 +16,14 @@ describe('RepoSource (local)', () => {
       'roles/deep/nested/billing.YAML': 'kind: Role # upper-case extension\n',
       'README.md': '# not config\n',
       'scripts/check.sh': 'echo hi\n',
+      'catalog/clinical.json': '{"relations":{}}',
+      'catalog/nested/other.json': '{}',
+      'package.json': '{}',
     });
     const source = new RepoSource({ kind: 'local', dir: repo.dir });
     expect(await source.head('main')).toBe(sha);
     const files = await source.readTree(sha);
-    expect(Object.keys(files)).toEqual(['roles/analytics.yml', 'roles/deep/nested/billing.YAML', 'targets.yaml']);
+    expect(Object.keys(files)).toEqual(['catalog/clinical.json', 'roles/analytics.yml', 'roles/deep/nested/billing.YAML', 'targets.yaml']);
     expect(files['targets.yaml']).toBe('kind: Target\n');
   });
 

@@ -67,6 +67,8 @@ export class ConfigFileError extends Error {
 }
 
 const CONFIG_FILE = /\.ya?ml$/i;
+/** Catalog snapshots the policy tests run against (see config/policy-tests.ts). */
+const CATALOG_FILE = /^catalog\/[^/]+\.json$/;
 // Conservative subset of git-check-ref-format: enough to keep a configured branch from naming something else.
 const BRANCH_NAME = /^(?!-)(?!.*\.\.)(?!.*\/\/)(?!.*@\{)(?!\/)(?!.*\/$)(?!.*\.lock$)[A-Za-z0-9._\/-]+$/;
 const DEFAULT_FETCH_TIMEOUT_MS = 60_000;
@@ -142,7 +144,8 @@ export class RepoSource {
   }
 
   /**
-   * Every *.yaml / *.yml blob in the commit's tree, path → UTF-8 text, keys
+   * Every *.yaml / *.yml blob in the commit's tree and every catalog/*.json
+   * snapshot, path → UTF-8 text, keys
    * in path order. Symlinks and submodules are skipped: their targets are
    * not part of this commit's content.
    */
@@ -158,7 +161,7 @@ export class RepoSource {
         tree.map(async (entry) => {
           const file = prefix + entry.path;
           if (entry.type === 'tree') return visit(entry.oid, `${file}/`);
-          if (entry.type !== 'blob' || entry.mode === '120000' || !CONFIG_FILE.test(entry.path)) return;
+          if (entry.type !== 'blob' || entry.mode === '120000' || !(CONFIG_FILE.test(entry.path) || CATALOG_FILE.test(file))) return;
           const { blob } = await git.readBlob({ fs, gitdir, oid: entry.oid, cache });
           let text: string;
           try {

@@ -220,6 +220,31 @@ describe('RepoWatcher', () => {
     expect(await watcher.triggerNow()).toMatchObject({ status: 'applied', sha: fixed });
     expect(watcher.current?.bundle.version).toBe(fixed);
   });
+
+  it('rejects a commit whose policy tests fail, or whose catalog snapshot is missing or broken', async () => {
+    const repo = await makeRepo();
+    const watcher = new RepoWatcher({ source: new RepoSource({ kind: 'local', dir: repo.dir }), branch: 'main', intervalMs: 60_000, compile: configCompiler(), logger: silentLogger });
+    const good = await repo.commit({ ...HOSPITAL_REPO }, 'Initial policy');
+    expect(await watcher.triggerNow()).toMatchObject({ status: 'applied', sha: good });
+
+    // Schema-valid, references fine — but analytics would now see MRNs in the clear, which a test forbids.
+    const unmasked = HOSPITAL_REPO['roles/clinical-analytics.yaml']!.replace('- { phiClass: direct-identifier, action: mask }', '- { phiClass: direct-identifier, action: allow }');
+    expect(unmasked).not.toBe(HOSPITAL_REPO['roles/clinical-analytics.yaml']);
+    const bad = await repo.commit({ 'roles/clinical-analytics.yaml': unmasked }, 'Unmask identifiers');
+    expect(await watcher.triggerNow()).toMatchObject({ status: 'rejected', sha: bad });
+    expect(watcher.lastAttempt?.diagnostics).toContainEqual(expect.objectContaining({ severity: 'error', code: 'policy-test-failed', file: 'tests/analytics.yaml', message: expect.stringMatching(/^analytics sees hashed MRNs: expected mrn masked/) }));
+    expect(watcher.current?.sha).toBe(good);
+
+    await repo.reset(good);
+    const noCatalog = await repo.commit({ 'catalog/clinical.json': null }, 'Drop the catalog');
+    expect(await watcher.triggerNow()).toMatchObject({ status: 'rejected', sha: noCatalog });
+    expect(watcher.lastAttempt?.diagnostics).toContainEqual(expect.objectContaining({ code: 'policy-test-failed', message: expect.stringContaining('no catalog snapshot for target "clinical"') }));
+
+    const garbled = await repo.commit({ 'catalog/clinical.json': '{ not json' }, 'Garble the catalog');
+    expect(await watcher.triggerNow()).toMatchObject({ status: 'rejected', sha: garbled });
+    expect(watcher.lastAttempt?.diagnostics).toContainEqual(expect.objectContaining({ file: 'catalog/clinical.json', code: 'catalog-invalid' }));
+    expect(watcher.current?.sha).toBe(good);
+  });
 });
 
 describe('RepoWatcher over HTTP (git http-backend)', () => {
