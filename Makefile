@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM ?= npm
 
-.PHONY: install build test lint demo bench bench-fleet proto clean
+.PHONY: install build test lint demo bench bench-fleet bench-approvals proto clean
 
 install:            ## install dependencies exactly as locked
 	$(NPM) ci
@@ -19,6 +19,9 @@ lint: node_modules  ## type-check everything in strict mode
 
 test: node_modules  ## the whole suite against the real PostgreSQL and Redis (see README for env vars)
 	$(NPM) test
+
+bench-approvals: build ## approval decision → first row at the held client; writes bench/out/approvals.{txt,html,json}
+	node dist/bench/approvals.js
 
 bench-fleet: build   ## git commit + signed webhook → 50 agents on the new version; writes bench/out/fleet.{txt,html,json}
 	node dist/bench/fleet.js

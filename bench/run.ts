@@ -23,6 +23,7 @@ import { renderHtml, renderText, type ReportSection } from './lib/report.js';
 import type { AgentConfig } from '../agent/src/config/types.js';
 import { auditAppendSection } from './lib/audit.js';
 import { fleetRollout, fleetSection } from './lib/fleet.js';
+import { approvalLatency, approvalSection } from './lib/approvals.js';
 
 const seconds = Number(process.env.WARDEN_BENCH_SECONDS ?? 10);
 const clients = Number(process.env.WARDEN_BENCH_CLIENTS ?? 8);
@@ -175,6 +176,8 @@ async function main(): Promise<void> {
     sections.push(await auditAppendSection(log));
     // A git commit to 50 agents on the new version, webhook → control-plane process → gRPC (lib/fleet.ts).
     sections.push(fleetSection(await fleetRollout(log, { rounds: 5 })));
+    // A held statement released by an approver on the other replica (lib/approvals.ts).
+    sections.push(approvalSection(await approvalLatency(log)));
 
     const title = 'Warden agent benchmark';
     const meta = { date: new Date().toISOString(), host: `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}`, node: process.version };

@@ -6,6 +6,12 @@ export interface ReportRow {
   note?: string;
 }
 
+/** The q-quantile (0..1) of a sample, nearest rank. */
+export function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
+}
+
 export interface ReportSection {
   title: string;
   rows: ReportRow[];
