@@ -197,6 +197,8 @@ async function waitForState(id: string, state: string): Promise<void> {
 
 describe('just-in-time approval', () => {
   it('holds a request for contact details until two charge nurses approve on the other replica, then returns them unmasked', async () => {
+    const announcedOnB: string[] = [];
+    cpB.approvals.on('announced', (id) => announcedOnB.push(id));
     const c = await client('care-bot', 'care-coordinators');
     const patient = rows.patients[2]!;
     const query = c.query(`SELECT id, first_name, phone FROM ${PHI}.patients WHERE mrn = '${patient.mrn}'`);
@@ -204,6 +206,8 @@ describe('just-in-time approval', () => {
     void query.then(() => (settled = true), () => (settled = true));
     const id = await heldRequestId(c);
     expect(c.notices[0]).toContain('rule care-contact-unmask');
+    // Replica B heard of the request through Redis, though the agent talks to replica A.
+    await expect.poll(() => announcedOnB).toContain(id);
 
     const pending = await api(cpB, 'GET', '/v1/approvals?state=pending', await person('nurse-1', ['charge-nurses']));
     const listed = (pending.json.approvals as Array<Record<string, unknown>>).find((a) => a.id === id)!;

@@ -50,11 +50,13 @@ export interface ApprovalServiceOptions {
   sweepMs?: number;
 }
 
-export class ApprovalService extends EventEmitter<{ created: [StoredApproval]; decided: [StoredApproval] }> {
+export class ApprovalService extends EventEmitter<{ created: [StoredApproval]; announced: [string]; decided: [StoredApproval] }> {
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: ApprovalServiceOptions) {
     super();
+    // New requests stored by any replica (this one included): for views and counters on every replica.
+    opts.bus.onCreated((id) => this.emit('announced', id));
     // Decisions taken on any replica (this one included) arrive here once.
     opts.bus.onDecided((id) => {
       void this.opts.store.get(id).then((a) => a && this.emit('decided', a), (err: unknown) => this.opts.log.error({ err: (err as Error).message, id }, 'cannot load a decided approval'));
@@ -87,7 +89,11 @@ export class ApprovalService extends EventEmitter<{ created: [StoredApproval]; d
     if (fresh) {
       this.opts.log.info({ requestId: req.id, rule: req.ruleId, requester: req.identity?.subject, agentId }, 'approval requested');
       if (!rule) await this.finalize(req.id, 'denied', undefined, `rule ${req.ruleId} is not in the configuration in force`);
-      else this.emit('created', stored);
+      else {
+        // Only the replica the agent talks to notifies approvers (chat); every replica hears of it.
+        this.emit('created', stored);
+        await this.opts.bus.publishCreated(req.id);
+      }
     }
     return stored.state === 'pending' ? undefined : decisionOf(stored);
   }
