@@ -5,6 +5,7 @@
  * to the agents that dial in.
  */
 import fs from 'node:fs';
+import type { KeyObject } from 'node:crypto';
 import os from 'node:os';
 import pg from 'pg';
 import { AgentRegistry } from './distribution/agent-registry.js';
@@ -71,6 +72,8 @@ export interface RunningControlPlane {
   registry: AgentRegistry;
   distribution: Distribution;
   approvals: ApprovalService;
+  /** The control plane's Ed25519 public key (bundles, approval records; also at GET /v1/keys). */
+  publicKey: KeyObject;
   grpcPort: number;
   watcher: RepoWatcher<PolicyBundle>;
   port: number;
@@ -193,6 +196,7 @@ export async function startControlPlane(
     registry,
     distribution,
     approvals,
+    publicKey: key.publicKey,
     grpcPort: grpcServer.port,
     watcher,
     port: typeof addr === 'object' && addr ? addr.port : config.http.port,
