@@ -35,6 +35,8 @@ import { ApprovalService, type Approver } from './approvals/approval-service.js'
 import { LocalApprovalBus, RedisApprovalBus, type ApprovalBus } from './approvals/approval-bus.js';
 import { slackRoutes, startSlackNotifier } from './approvals/slack.js';
 import enrollmentTokenRoutes from './api/routes/enrollment-tokens.js';
+import evidenceRoutes from './api/routes/evidence.js';
+import { collectEvidence } from './evidence/collect.js';
 
 export interface ControlPlaneConfig {
   /**
@@ -177,6 +179,7 @@ export async function startControlPlane(
     register: async (app: FastifyInstance) => {
       await app.register(metricsRoutes, { metrics });
       await app.register(approvalRoutes, { service: approvals, store: approvalStore });
+      await app.register(evidenceRoutes, { collect: (period) => collectEvidence({ pool, schema, publicKey: key.publicKey }, period) });
       await app.register(keyRoutes, { keys: [{ keyId: key.keyId, uses: ['bundles', 'approvals'], publicKey: key.publicKey }] });
       if (slack) await app.register(slackRoutes, { cfg: slack, service: approvals, bus, log: opts.log });
       await app.register(enrollmentTokenRoutes, { create: (o) => registry.createToken(o) });

@@ -76,6 +76,9 @@ export function toAuditEvent(e: SessionEvent, sequence: number, bundleVersion = 
             commandTag: e.tag ?? '',
             truncated: e.truncated ?? false,
             approvalRequestId: e.approvalRequestId ?? '',
+            touchedColumns: e.touchedColumns ?? [],
+            maskedValues: BigInt(e.maskedValues ?? 0),
+            returnedValues: BigInt(e.returnedValues ?? 0),
           },
         },
       });

@@ -5,10 +5,10 @@
  * control plane's public key.
  */
 import fs from 'node:fs';
-import { createPublicKey, verify } from 'node:crypto';
-import { fromBinary } from '@bufbuild/protobuf';
+import { createPublicKey } from 'node:crypto';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
-import { ApprovalOutcome, ApprovalRecordSchema, approvalSignedBytes } from '../../../proto/src/index.js';
+import { ApprovalOutcome } from '../../../proto/src/index.js';
+import { verifyApprovalRecord } from '../approvals/verify-record.js';
 import { resolveSecret } from '../../../agent/src/config/secrets.js';
 
 export interface ApiTarget {
@@ -89,12 +89,9 @@ export interface VerifyReport {
 export function verifyApproval(approval: ApprovalJson, publicKeyPem: string): VerifyReport {
   const s = approval.signedRecord;
   if (!s) return { ok: false, problem: `request ${approval.id} has no signed record (state ${approval.state})` };
-  const record = Buffer.from(s.record, 'base64');
-  if (!verify(null, approvalSignedBytes(record), createPublicKey(publicKeyPem), Buffer.from(s.signature, 'base64'))) {
-    return { ok: false, requestId: approval.id, problem: 'the signature does not verify with this public key: the record was altered or signed by another key' };
-  }
-  const r = fromBinary(ApprovalRecordSchema, record);
-  if (r.requestId !== approval.id) return { ok: false, requestId: approval.id, problem: `the signed record is for request ${r.requestId}` };
+  const check = verifyApprovalRecord(approval.id, { record: Buffer.from(s.record, 'base64'), signature: Buffer.from(s.signature, 'base64') }, createPublicKey(publicKeyPem));
+  if (!check.ok) return { ok: false, requestId: approval.id, problem: check.problem };
+  const r = check.record;
   return {
     ok: true,
     requestId: r.requestId,

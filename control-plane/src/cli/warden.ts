@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `warden` command: validate, schema, audit verify, approvals, db.
+ * The `warden` command: validate, schema, audit verify, approvals, evidence, db.
  * Exit codes: 0 ok, 1 the thing checked is invalid, 2 usage error.
  */
 import { parseArgs } from 'node:util';
@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import { validateCommand } from './validate.js';
 import { auditVerify } from './audit.js';
 import { apiTarget, approvalsDecide, approvalsList, approvalsVerify } from './approvals.js';
+import { evidenceExport } from './evidence.js';
 import { dbCommand } from './db.js';
 
 const HELP = `usage: warden <command> [options]
@@ -27,6 +28,11 @@ commands:
   approvals deny ID    deny it (--comment TEXT: the requester sees it)
       --api URL           the control plane API (default: $WARDEN_API_URL)
       --token REF         env:NAME or file:PATH holding your OIDC token (default: $WARDEN_TOKEN)
+  evidence export      the evidence report for auditors: who touched PHI, masked/unmasked, denials, approvals, policy, chain
+      --from DATE --to DATE  the period (YYYY-MM-DD, --to inclusive, or ISO times)
+      --format LIST       html,json,csv (default all three)   --out DIR  where to write (default .)
+      --database-url URL --public-key FILE   read the control plane's database directly (progress shown), or
+      --api URL --token REF                  ask its API (auditor capability)
   approvals verify FILE check a signed approval record offline (FILE: JSON of GET /v1/approvals/ID, or -)
       --public-key FILE   the control plane's public key (PEM, from GET /v1/keys)
   db status|migrate    the control plane's database schema: applied and pending migrations, or apply them
@@ -41,6 +47,7 @@ examples:
   warden validate policy-examples/hipaa
   warden validate . --format github      # in a GitHub Actions step
   warden schema Role > role.schema.json
+  warden evidence export --from 2026-10-01 --to 2026-12-31 --out q4-evidence --api $API --token env:WARDEN_TOKEN
   warden approvals list --state pending --api https://warden.example.org --token env:WARDEN_TOKEN
   warden approvals approve 01a2... --comment "discharge call"
   curl -s -H "authorization: Bearer $T" $API/v1/approvals/01a2... | warden approvals verify - --public-key cp.pem
@@ -62,6 +69,9 @@ async function main(argv: string[]): Promise<number> {
       'public-key': { type: 'string' },
       'from-checkpoint': { type: 'string' },
       state: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      out: { type: 'string' },
       comment: { type: 'string' },
       api: { type: 'string' },
       token: { type: 'string' },
@@ -106,6 +116,25 @@ async function main(argv: string[]): Promise<number> {
       else if (r.ok) process.stdout.write(`audit log verified: ${r.checked} records, ${r.checkpointsVerified} signed checkpoints\n`);
       else process.stdout.write(`audit log FAILED verification at record ${r.problem!.seq}: ${r.problem!.kind} — ${r.problem!.detail}\n`);
       return r.ok ? 0 : 1;
+    }
+    case 'evidence': {
+      if (rest[0] !== 'export') break;
+      const usesApi = !values['database-url'] && (values.api || process.env.WARDEN_API_URL);
+      return evidenceExport(
+        {
+          ...(values.from ? { from: values.from } : {}),
+          ...(values.to ? { to: values.to } : {}),
+          ...(values.format && values.format !== 'json' ? { format: values.format } : {}),
+          ...(values.out ? { out: values.out } : {}),
+          ...(values['database-url'] ? { databaseUrl: values['database-url'] } : {}),
+          schema: values.schema ?? 'warden',
+          ...(values['public-key'] ? { publicKey: values['public-key'] } : {}),
+          ...(usesApi ? { api: apiTarget(values) } : {}),
+          json: values.json === true,
+        },
+        process.stdout,
+        process.stderr,
+      );
     }
     case 'approvals': {
       const [sub, arg] = rest;

@@ -233,6 +233,8 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
         ruleIds: s.ruleIds,
         maskedColumns: s.maskedColumns,
         maskedValues: s.maskedValues,
+        returnedValues: s.returnedValues,
+        touchedColumns: s.touchedColumns,
         truncated: s.truncated,
         approvalRequestId: s.approvalRequestId,
         bundleVersion,
