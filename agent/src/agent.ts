@@ -19,6 +19,8 @@ import { createLogger } from './log.js';
 import { bundleFromConfig } from './config/to-bundle.js';
 import { CatalogPool } from './policy/catalog-connection.js';
 import { BundleState } from './bundle-state.js';
+import { meter, type AgentMetrics } from './ops/metrics.js';
+import type { UpstreamTarget } from './engines/postgres/upstream-connect.js';
 
 export interface RunningAgent {
   engines: ProtocolEngine[];
@@ -32,7 +34,16 @@ export interface RunningAgent {
    * started with. Listeners that changed are restarted. Throws (and keeps the old bundle) if invalid.
    */
   applyBundle(bundle: PolicyBundle): Promise<void>;
-  stop(): Promise<void>;
+  /** The upstreams the running listeners forward to (readiness probes them). */
+  upstreams(): UpstreamTarget[];
+  /** True from the moment stop() is called. */
+  readonly stopping: boolean;
+  /**
+   * Stops accepting, lets statements in flight finish for up to `graceMs`, ends the remaining
+   * sessions with 57P01 (each recorded with reason agent_shutdown), and flushes the recorder.
+   * A recorder given in the options is flushed but left open: its owner closes it.
+   */
+  stop(graceMs?: number): Promise<void>;
 }
 
 export interface StartOptions {
@@ -42,6 +53,8 @@ export interface StartOptions {
   configFile?: string;
   logger?: Logger;
   recorder?: SessionRecorder;
+  /** Counts sessions, statements and masked values, and reads the agent's state when scraped. */
+  metrics?: AgentMetrics;
 }
 
 export interface AgentIdentity {
@@ -71,7 +84,9 @@ function socketKey(l: Listener): string {
 export async function startAgentFromBundle(identity: AgentIdentity, bundle: PolicyBundle, options: StartOptions = {}): Promise<RunningAgent> {
   const baseDir = options.baseDir ?? process.cwd();
   const log = options.logger ?? createLogger();
-  const recorder = options.recorder ?? new JsonlRecorder(path.resolve(baseDir, identity.recordingPath));
+  const ownRecorder = options.recorder ? null : new JsonlRecorder(path.resolve(baseDir, identity.recordingPath));
+  const recorder = options.metrics ? meter(options.recorder ?? ownRecorder!, options.metrics) : (options.recorder ?? ownRecorder!);
+  let stopping = false;
   const cancels = new CancelRegistry();
   const catalogs = new CatalogPool(log);
   const makeState = (b: PolicyBundle): BundleState =>
@@ -154,6 +169,10 @@ export async function startAgentFromBundle(identity: AgentIdentity, bundle: Poli
     throw err;
   }
   log.info({ version: current.version, listeners: Object.fromEntries(addresses) }, 'agent started');
+  options.metrics?.attach({
+    activeSessions: () => [...engines.values()].reduce((n, e) => n + e.engine.activeSessions, 0),
+    configVersion: () => current.version,
+  });
 
   return {
     get engines() {
@@ -171,11 +190,19 @@ export async function startAgentFromBundle(identity: AgentIdentity, bundle: Poli
       await reconcile();
       log.info({ version: state.version, previous }, 'bundle applied');
     },
-    async stop() {
-      await Promise.all([...engines.values()].map((e) => e.engine.stop()));
+    upstreams() {
+      const names = new Set(current.listeners.map((l) => l.target));
+      return [...current.targets.values()].filter((t) => names.has(t.name));
+    },
+    get stopping() {
+      return stopping;
+    },
+    async stop(graceMs = 0) {
+      stopping = true;
+      await Promise.all([...engines.values()].map((e) => e.engine.stop(graceMs)));
       await catalogs.close();
-      await recorder.flush().catch(() => undefined);
-      await recorder.close();
+      await recorder.flush().catch((err: unknown) => log.error({ err: (err as Error).message }, 'session records could not be flushed'));
+      await ownRecorder?.close();
     },
   };
 }
