@@ -101,13 +101,7 @@ try {
   }
   let ops: OpsServer | undefined;
   if (opsAddress) {
-    const readiness = agentReadiness({
-      agent: () => {
-        const a = running();
-        return a && { stopping: a.stopping, recorderHealthy: a.recorder.healthy, upstreams: () => a.upstreams() };
-      },
-    });
-    ops = await startOpsServer({ ...opsAddress, metrics, readiness, log });
+    ops = await startOpsServer({ ...opsAddress, metrics, readiness: agentReadiness(running), log });
   }
   const graceMs = (graceSeconds ?? 25) * 1000;
   let stopping = false;

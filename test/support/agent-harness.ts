@@ -51,9 +51,9 @@ export const ALL_KINDS = ['select', 'insert', 'update', 'delete', 'merge', 'ddl'
 export const TARGET_NAME = 'clinical';
 export const TEST_GROUP = 'warden-testers';
 
-export async function startTestAgent(opts: TestAgentOptions): Promise<TestAgent> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-agent-'));
-  const config: AgentConfig = {
+/** The single-file config a test agent runs with (also written to disk for agent child processes). */
+export function testAgentConfig(opts: TestAgentOptions, recordingPath: string): AgentConfig {
+  return {
     agent: { id: 'agent-test' },
     listeners: [
       { name: 'pg', protocol: 'postgres', address: '127.0.0.1', port: 0, target: TARGET_NAME, allowPlaintext: true, ...opts.listener },
@@ -78,8 +78,13 @@ export async function startTestAgent(opts: TestAgentOptions): Promise<TestAgent>
     ...(opts.classification ? { classification: opts.classification } : {}),
     ...(opts.masking ? { masking: opts.masking } : {}),
     ...(opts.enforcement ? { enforcement: opts.enforcement } : {}),
-    recording: { kind: 'jsonl', path: path.join(dir, 'sessions.jsonl') },
+    recording: { kind: 'jsonl', path: recordingPath },
   };
+}
+
+export async function startTestAgent(opts: TestAgentOptions): Promise<TestAgent> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-agent-'));
+  const config = testAgentConfig(opts, path.join(dir, 'sessions.jsonl'));
   // Round-trip through the real validator so tests exercise the same checks as the CLI.
   const checked = parseAgentConfig(JSON.stringify(config), 'test-config');
   const agent = await startAgent(checked, {

@@ -53,7 +53,10 @@ export class AgentMetrics {
   private readonly byOutcome = new Map<string, Counter.Internal>();
 
   constructor() {
-    for (const d of STATEMENT_DECISIONS) this.byDecision.set(d, this.statementsTotal.labels(d));
+    for (const d of STATEMENT_DECISIONS) {
+      this.statementsTotal.inc({ decision: d }, 0);
+      this.byDecision.set(d, this.statementsTotal.labels(d));
+    }
     const metrics = this;
     new Gauge({
       name: 'warden_sessions_active',

@@ -12,6 +12,7 @@ import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { AgentMetrics } from './metrics.js';
 import { connectUpstream, type UpstreamTarget } from '../engines/postgres/upstream-connect.js';
+import type { RunningAgent } from '../agent.js';
 
 export interface OpsServerOptions {
   address: string;
@@ -28,11 +29,8 @@ export interface OpsServer {
   close(): Promise<void>;
 }
 
-/** What a running agent must tell the readiness check. */
-export interface ReadinessSource {
-  /** Null while no bundle is enforced (a managed agent before its first bundle). */
-  agent(): { stopping: boolean; recorderHealthy: boolean; upstreams(): UpstreamTarget[] } | null;
-}
+/** The agent whose readiness is checked; null while no bundle is enforced (a managed agent before its first bundle). */
+export type ReadinessSource = () => Pick<RunningAgent, 'stopping' | 'recorder' | 'upstreams'> | null;
 
 /** Logs in to the upstream with the agent's own credentials, then says goodbye (Terminate). */
 async function probeUpstream(target: UpstreamTarget): Promise<void> {
@@ -48,10 +46,10 @@ async function probeUpstream(target: UpstreamTarget): Promise<void> {
 export function agentReadiness(source: ReadinessSource): () => Promise<string | null> {
   let inFlight: Promise<string | null> | null = null;
   const check = async (): Promise<string | null> => {
-    const agent = source.agent();
+    const agent = source();
     if (!agent) return 'no policy bundle yet';
     if (agent.stopping) return 'shutting down';
-    if (!agent.recorderHealthy) return 'sessions cannot be recorded';
+    if (!agent.recorder.healthy) return 'sessions cannot be recorded';
     const failures = await Promise.all(
       agent.upstreams().map((t) => probeUpstream(t).then(
         () => null,
