@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `warden` command. Subcommands so far: validate, schema.
+ * The `warden` command. Subcommands so far: validate, schema, audit verify, token.
  * Exit codes: 0 ok, 1 the thing checked is invalid, 2 usage error.
  */
 import { parseArgs } from 'node:util';
@@ -8,6 +8,7 @@ import { schemas, type DiagnosticFormat } from '../config/index.js';
 import fs from 'node:fs';
 import { validateCommand } from './validate.js';
 import { auditVerify } from './audit.js';
+import { tokenCommand } from './token.js';
 
 const HELP = `usage: warden <command> [options]
 
@@ -20,6 +21,13 @@ commands:
       --schema NAME       schema of the audit tables (default: warden)
       --public-key FILE   the control plane's checkpoint public key (PEM)
       --from-checkpoint N start at a signed checkpoint instead of the first record
+  token                fetch an access token for an AI agent (OAuth client credentials) and print it
+      --issuer URL        the identity provider (discovery at URL/.well-known/openid-configuration)
+      --client-id ID      the agent's client id
+      --client-secret REF env:NAME or file:PATH (never the secret itself)
+      --audience A        audience to ask for (IdPs that support it)
+      --scope S           scopes to ask for, space-separated
+      --json              the token with token_type, expires_in and expires_at
 
 options:
   --json               machine-readable output (same as --format json)
@@ -30,6 +38,8 @@ examples:
   warden validate . --format github      # in a GitHub Actions step
   warden schema Role > role.schema.json
   warden audit verify --database-url postgres://cp@db/warden --public-key cp-audit.pub --json
+  PGPASSWORD="$(warden token --issuer https://idp.example.org/realms/hospital --client-id analytics-bot \
+      --client-secret env:BOT_SECRET --audience warden)" psql "host=warden-agent port=6432 dbname=clinical sslmode=require"
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -44,6 +54,11 @@ async function main(argv: string[]): Promise<number> {
       schema: { type: 'string' },
       'public-key': { type: 'string' },
       'from-checkpoint': { type: 'string' },
+      issuer: { type: 'string' },
+      'client-id': { type: 'string' },
+      'client-secret': { type: 'string' },
+      audience: { type: 'string' },
+      scope: { type: 'string' },
     },
   });
   const [command, ...rest] = positionals;
@@ -68,6 +83,18 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(JSON.stringify(kind ? schemas[kind as keyof typeof schemas] : schemas, null, 2) + '\n');
       return 0;
     }
+    case 'token':
+      return tokenCommand(
+        {
+          json: format === 'json',
+          ...(values.issuer ? { issuer: values.issuer } : {}),
+          ...(values['client-id'] ? { clientId: values['client-id'] } : {}),
+          ...(values['client-secret'] ? { clientSecret: values['client-secret'] } : {}),
+          ...(values.audience ? { audience: values.audience } : {}),
+          ...(values.scope ? { scope: values.scope } : {}),
+        },
+        { stdout: process.stdout, stderr: process.stderr },
+      );
     case 'audit': {
       if (rest[0] !== 'verify') break;
       const url = values['database-url'] ?? process.env.WARDEN_DATABASE_URL;
