@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import { validateCommand } from './validate.js';
 import { auditVerify } from './audit.js';
 import { tokenCommand } from './token.js';
+import { enrollTokenCommand } from './enroll-token.js';
 
 const HELP = `usage: warden <command> [options]
 
@@ -21,6 +22,13 @@ commands:
       --schema NAME       schema of the audit tables (default: warden)
       --public-key FILE   the control plane's checkpoint public key (PEM)
       --from-checkpoint N start at a signed checkpoint instead of the first record
+  agents enroll-token  create an enrollment token for new agents (--enroll-token); printed once
+      --database-url URL  the control plane's PostgreSQL (default: $WARDEN_DATABASE_URL)
+      --schema NAME       schema of the control plane's tables (default: warden)
+      --ttl DURATION      how long it is valid: 30m, 24h, 7d (default 24h)
+      --reusable          any number of agents may enroll with it (default: one agent)
+      --label key=value   labels the enrolled agents get (listeners' agentSelector), repeatable
+      --output FILE       write it to FILE (mode 0600) instead of printing it
   token                fetch an access token for an AI agent (OAuth client credentials) and print it
       --issuer URL        the identity provider (discovery at URL/.well-known/openid-configuration)
       --client-id ID      the agent's client id
@@ -38,6 +46,7 @@ examples:
   warden validate . --format github      # in a GitHub Actions step
   warden schema Role > role.schema.json
   warden audit verify --database-url postgres://cp@db/warden --public-key cp-audit.pub --json
+  warden agents enroll-token --database-url postgres://cp@db/warden --reusable --ttl 720h --label site=east
   PGPASSWORD="$(warden token --issuer https://idp.example.org/realms/hospital --client-id analytics-bot \
       --client-secret env:BOT_SECRET --audience warden)" psql "host=warden-agent port=6432 dbname=clinical sslmode=require"
 `;
@@ -59,6 +68,10 @@ async function main(argv: string[]): Promise<number> {
       'client-secret': { type: 'string' },
       audience: { type: 'string' },
       scope: { type: 'string' },
+      ttl: { type: 'string' },
+      reusable: { type: 'boolean' },
+      label: { type: 'string', multiple: true },
+      output: { type: 'string' },
     },
   });
   const [command, ...rest] = positionals;
@@ -92,6 +105,20 @@ async function main(argv: string[]): Promise<number> {
           ...(values['client-secret'] ? { clientSecret: values['client-secret'] } : {}),
           ...(values.audience ? { audience: values.audience } : {}),
           ...(values.scope ? { scope: values.scope } : {}),
+        },
+        { stdout: process.stdout, stderr: process.stderr },
+      );
+    case 'agents':
+      if (rest[0] !== 'enroll-token') break;
+      return enrollTokenCommand(
+        {
+          schema: values.schema ?? 'warden',
+          reusable: values.reusable ?? false,
+          labels: values.label ?? [],
+          json: format === 'json',
+          ...(values['database-url'] ?? process.env.WARDEN_DATABASE_URL ? { databaseUrl: values['database-url'] ?? process.env.WARDEN_DATABASE_URL } : {}),
+          ...(values.ttl ? { ttl: values.ttl } : {}),
+          ...(values.output ? { output: values.output } : {}),
         },
         { stdout: process.stdout, stderr: process.stderr },
       );
