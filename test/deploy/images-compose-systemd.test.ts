@@ -207,3 +207,16 @@ describe('systemd units', () => {
     }, 60_000);
   }
 });
+
+describe('the single-file agent example', () => {
+  it('loads and compiles with the agent config checks, with the ops port the image health-checks', async () => {
+    const { loadAgentConfig } = await import('../../agent/src/config/load.js');
+    const { bundleFromConfig } = await import('../../agent/src/config/to-bundle.js');
+    const file = path.join(DEPLOY, 'examples/agent.yaml');
+    const config = loadAgentConfig(file);
+    expect(bundleFromConfig(config, file).version).toMatch(/^[0-9a-f]{40}$/);
+    const health = readDockerfile(path.join(ROOT, images.agent.dockerfile)).find((i) => i.op === 'HEALTHCHECK')!.args;
+    expect(health).toContain(`127.0.0.1:${config.ops!.port}/healthz`);
+    expect(config.shutdown!.graceSeconds).toBeGreaterThan(0);
+  });
+});
