@@ -81,6 +81,7 @@ describe('agent metrics', () => {
     expect(m.value('warden_config_version_info', { version: world.agent.agent.version })).toBe(1);
     expect(m.value('warden_audit_unacknowledged_events')).toBe(0);
     expect(m.value('warden_approval_wait_seconds_count')).toBe(0);
+    expect(m.value('process_resident_memory_bytes')).toBeGreaterThan(10 * 1024 * 1024);
 
     // The same numbers as the session records the agent wrote.
     const events = await world.agent.events();

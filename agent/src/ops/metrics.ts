@@ -1,11 +1,12 @@
 /**
  * The agent's Prometheus metrics. Counting happens in one place — a
  * recorder wrapper (`meter`) that sees every session event on its way to the
- * audit log — so the data path pays one counter increment per event and
- * needs no metric code of its own. Gauges that describe state (active
- * sessions, audit lag, config version) are read only when scraped.
+ * audit log — so the data path needs no metric code of its own. The data
+ * path only bumps plain numbers (a prom-client `inc` hashes its labels on
+ * every call, ~100 ns); the counters publish them when scraped, as do the
+ * gauges that describe state (active sessions, audit lag, config version).
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { SessionEvent, SessionRecorder } from '../audit/events.js';
 
 /** Decisions reported even before they first happen, so dashboards see a 0 rather than a gap. */
@@ -25,39 +26,51 @@ export interface AgentMetricSources {
 export class AgentMetrics {
   readonly registry = new Registry();
   private sources: AgentMetricSources = {};
-  private readonly sessionsTotal = new Counter({
-    name: 'warden_sessions_total',
-    help: 'Client sessions by how they ended (refused: the login was refused)',
-    labelNames: ['outcome'],
-    registers: [this.registry],
-  });
-  private readonly statementsTotal = new Counter({
-    name: 'warden_statements_total',
-    help: 'Statements finished, by policy decision',
-    labelNames: ['decision'],
-    registers: [this.registry],
-  });
-  private readonly maskedValuesTotal = new Counter({
-    name: 'warden_masked_values_total',
-    help: 'Values replaced by their masked form on the wire',
-    registers: [this.registry],
-  });
+  /** Counts since start, by label value; published at scrape time. */
+  private readonly outcomes = new Map<string, number>();
+  private readonly decisions = new Map<string, number>(STATEMENT_DECISIONS.map((d) => [d, 0]));
+  private maskedValues = 0;
   private readonly approvalWait = new Histogram({
     name: 'warden_approval_wait_seconds',
     help: 'Time a held statement waited for its approval decision',
     buckets: APPROVAL_WAIT_BUCKETS,
     registers: [this.registry],
   });
-  /** Label children bound once: `inc()` on a child skips hashing the label set per statement. */
-  private readonly byDecision = new Map<string, Counter.Internal>();
-  private readonly byOutcome = new Map<string, Counter.Internal>();
-
   constructor() {
-    for (const d of STATEMENT_DECISIONS) {
-      this.statementsTotal.inc({ decision: d }, 0);
-      this.byDecision.set(d, this.statementsTotal.labels(d));
-    }
     const metrics = this;
+    // Process metrics (CPU, resident memory, heap, event-loop delay), read at scrape time.
+    collectDefaultMetrics({ register: this.registry });
+    const publish = (counter: Counter<string>, label: string, counts: Map<string, number>): void => {
+      counter.reset();
+      for (const [value, n] of counts) counter.inc({ [label]: value }, n);
+    };
+    new Counter({
+      name: 'warden_sessions_total',
+      help: 'Client sessions by how they ended (refused: the login was refused)',
+      labelNames: ['outcome'],
+      registers: [this.registry],
+      collect() {
+        publish(this, 'outcome', metrics.outcomes);
+      },
+    });
+    new Counter({
+      name: 'warden_statements_total',
+      help: 'Statements finished, by policy decision',
+      labelNames: ['decision'],
+      registers: [this.registry],
+      collect() {
+        publish(this, 'decision', metrics.decisions);
+      },
+    });
+    new Counter({
+      name: 'warden_masked_values_total',
+      help: 'Values replaced by their masked form on the wire',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(metrics.maskedValues);
+      },
+    });
     new Gauge({
       name: 'warden_sessions_active',
       help: 'Client sessions open now',
@@ -109,33 +122,18 @@ export class AgentMetrics {
   /** Counts one session event (called by the metered recorder, on the data path). */
   count(event: SessionEvent): void {
     switch (event.type) {
-      case 'statement': {
-        let child = this.byDecision.get(event.decision);
-        if (!child) {
-          child = this.statementsTotal.labels(event.decision);
-          this.byDecision.set(event.decision, child);
-        }
-        child.inc();
-        if (event.maskedValues) this.maskedValuesTotal.inc(event.maskedValues);
+      case 'statement':
+        this.decisions.set(event.decision, (this.decisions.get(event.decision) ?? 0) + 1);
+        if (event.maskedValues) this.maskedValues += event.maskedValues;
         return;
-      }
       case 'session.end':
-        this.outcome(event.reason).inc();
+        this.outcomes.set(event.reason, (this.outcomes.get(event.reason) ?? 0) + 1);
         return;
       case 'auth.refused':
-        this.outcome('refused').inc();
+        this.outcomes.set('refused', (this.outcomes.get('refused') ?? 0) + 1);
         return;
       default:
     }
-  }
-
-  private outcome(name: string): Counter.Internal {
-    let child = this.byOutcome.get(name);
-    if (!child) {
-      child = this.sessionsTotal.labels(name);
-      this.byOutcome.set(name, child);
-    }
-    return child;
   }
 }
 

@@ -4,7 +4,7 @@
  * exposition format). The agents' data-path metrics are their own (agent/src/ops/metrics.ts).
  */
 import type { FastifyInstance } from 'fastify';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { APPROVAL_WAIT_BUCKETS } from '../../../../agent/src/ops/metrics.js';
 
 export interface MetricsSources {
@@ -29,6 +29,8 @@ export class ControlPlaneMetrics {
   }
 
   constructor(sources: MetricsSources) {
+    // Process metrics (CPU, resident memory, heap, event-loop delay), read at scrape time.
+    collectDefaultMetrics({ register: this.registry });
     new Gauge({
       name: 'warden_config_version_info',
       help: 'The configuration version (commit) being distributed; the value is always 1',
