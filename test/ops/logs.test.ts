@@ -20,6 +20,36 @@ import { makeRepo, removeTemps } from '../../control-plane/src/gitops/test-suppo
 import { HOSPITAL_REPO } from '../../control-plane/src/config/example-repo.js';
 import { services } from '../support/services.js';
 import { createLogger } from '../../agent/src/log.js';
+import * as grpc from '@grpc/grpc-js';
+import pg from 'pg';
+import { pino } from 'pino';
+import { AgentRegistry } from '../../control-plane/src/distribution/agent-registry.js';
+import { startManagedAgent } from '../../agent/src/control/managed-agent.js';
+
+/** The example repository's targets and listeners, pointed at this machine's PostgreSQL on a free port. */
+const LOCAL_TOPOLOGY = {
+  'targets.yaml': `apiVersion: warden.dev/v1
+kind: Target
+spec:
+  name: clinical
+  postgres: { host: ${services.postgres.host}, port: ${services.postgres.port}, database: ${services.postgres.database}, user: ${services.postgres.user} }
+---
+apiVersion: warden.dev/v1
+kind: Target
+spec:
+  name: clinical-dev
+  postgres: { host: ${services.postgres.host}, port: ${services.postgres.port}, database: postgres, user: ${services.postgres.user} }
+`,
+  'listeners.yaml': `apiVersion: warden.dev/v1
+kind: Listener
+spec:
+  name: clinical-pg
+  target: clinical
+  address: 127.0.0.1
+  port: 0
+  postgres: { allowPlaintext: true }
+`,
+};
 
 const schema = `ops_logs_${process.pid}`;
 let issuer: TestIssuer;
@@ -119,9 +149,9 @@ describe('the shared logger', () => {
 });
 
 describe('control plane logs', () => {
-  it('hold no bearer token after authenticated and refused API calls, and it stops cleanly on SIGTERM', async () => {
+  it('hold no bearer token after authenticated and refused API calls; SIGTERM closes API and gRPC with an agent connected', async () => {
     const repo = await makeRepo();
-    await repo.commit(HOSPITAL_REPO, 'initial policy');
+    await repo.commit({ ...HOSPITAL_REPO, ...LOCAL_TOPOLOGY }, 'initial policy');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-cp-logs-'));
     const cpSchema = `cp_logs_${process.pid}`;
     const file = path.join(dir, 'control-plane.yaml');
@@ -144,14 +174,31 @@ describe('control plane logs', () => {
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const pool = new pg.Pool({ ...services.postgres, max: 1 });
+    const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-cp-logs-agent-'));
+    let agent: Awaited<ReturnType<typeof startManagedAgent>> | undefined;
     try {
       let port = 0;
+      let grpcPort = 0;
       for (let i = 0; i < 300 && !port; i++) {
-        const m = /"http":(\d+),"grpc":\d+,"msg":"control plane started"/.exec(out);
-        if (m) port = Number(m[1]);
+        const m = /"http":(\d+),"grpc":(\d+),"msg":"control plane started"/.exec(out);
+        if (m) [port, grpcPort] = [Number(m[1]), Number(m[2])];
         else await new Promise((r) => setTimeout(r, 50));
       }
       expect(port, out).toBeGreaterThan(0);
+      // A managed agent holds a Connect stream open, as in production (its bundle needs the hash key).
+      process.env.WARDEN_HASH_KEY ??= 'cp-logs-test-hash-key-0123456789';
+      agent = await startManagedAgent({
+        address: `127.0.0.1:${grpcPort}`,
+        credentials: grpc.credentials.createInsecure(),
+        stateDir,
+        log: pino({ level: process.env.WARDEN_TEST_LOG ?? 'silent' }),
+        recordingPath: 'unused.jsonl',
+        backoff: { initialMs: 5000, maxMs: 5000 },
+        enrollment: { token: await new AgentRegistry(pool, cpSchema).createToken({ ttlMs: 60_000 }), name: 'connected' },
+      });
+      await agent.ready;
+      const lost = new Promise<void>((resolve) => agent!.link.once('disconnected', () => resolve()));
       const good = await issuer.sign({ sub: 'auditor-1', groups: ['auditors'] }, { audience: 'warden-api' });
       const forged = issuer.tamper(good);
       const list = await fetch(`http://127.0.0.1:${port}/v1/agents`, { headers: { authorization: `Bearer ${good}` } });
@@ -160,13 +207,20 @@ describe('control plane logs', () => {
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       expect(metrics).toMatch(/^warden_approval_wait_seconds_count 0$/m);
 
+      const stopAt = Date.now();
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
+      // The open agent stream is cut after at most a second, not waited on forever.
+      expect(Date.now() - stopAt).toBeLessThan(5000);
+      await lost;
       expect(out).toMatch(/"msg":"control plane stopped"/);
       // Requests were logged (trace level), their credentials were not.
       expect(out).toMatch(/"url":"\/v1\/agents"/);
       for (const t of [good, forged]) expect(out).not.toContain(t.split('.')[2]!);
     } finally {
+      await agent?.stop();
+      await pool.end();
+      fs.rmSync(stateDir, { recursive: true, force: true });
       if (child.exitCode === null) child.kill('SIGKILL');
       const d = await directClient();
       await d.query(`DROP SCHEMA IF EXISTS "${cpSchema}" CASCADE`);
