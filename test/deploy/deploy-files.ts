@@ -6,6 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { parseAllDocuments, parse } from 'yaml';
@@ -106,12 +107,27 @@ export function readUnit(file: string): Map<string, Map<string, string[]>> {
   return sections;
 }
 
-/** Compiles the project exactly as `npm run build` does, into a folder of its own; returns it. */
-export async function buildProject(): Promise<string> {
-  // Inside the repository (ignored by git), so node_modules and package.json ("type": "module") resolve as in dist/.
-  const out = path.join(ROOT, '.warden', `build-test-${process.pid}`);
-  await run(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.build.json'), '--outDir', out], { cwd: ROOT, timeout: 300_000 });
-  return out;
+/**
+ * The images' runtime stage, rebuilt outside the repository (so nothing resolves from the
+ * development node_modules): the package manifests, the dependencies installed by the exact
+ * `npm ci` command of the Dockerfile's `deps` stage, and `dist/` compiled as `npm run build`
+ * does. Returns the folder (the image's /app).
+ */
+export async function buildRuntime(dockerfile: string): Promise<string> {
+  const app = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-runtime-'));
+  const deps = readDockerfile(dockerfile).filter((i) => i.stage === 2);
+  for (const copy of deps.filter((i) => i.op === 'COPY')) {
+    const parts = copy.args.split(' ');
+    const dest = path.join(app, parts.at(-1)!);
+    for (const src of parts.slice(0, -1)) {
+      fs.mkdirSync(dest.endsWith('/') ? dest : path.dirname(dest), { recursive: true });
+      fs.copyFileSync(path.join(ROOT, src), dest.endsWith('/') ? path.join(dest, path.basename(src)) : dest);
+    }
+  }
+  const install = deps.find((i) => i.op === 'RUN' && i.args.startsWith('npm ci'))!.args.split(' && ')[0]!.split(' ');
+  await run('npm', [...install.slice(1), '--prefer-offline'], { cwd: app, timeout: 300_000 });
+  await run(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.build.json'), '--outDir', path.join(app, 'dist')], { cwd: ROOT, timeout: 300_000 });
+  return app;
 }
 
 /** Every `env:NAME` and `file:PATH` reference and every `*File` path in a parsed document. */

@@ -1,9 +1,11 @@
 /**
  * The Dockerfiles, the compose example and the systemd units, checked
- * against the real build: the project is compiled as `npm run build` does
- * and every entry point they start must exist there and run (`--help`);
- * images, users, health checks and secret references must agree across
- * Dockerfiles, manifests, compose and units.
+ * against the real build: the images' runtime layout is rebuilt outside the
+ * repository (production dependencies by the Dockerfile's own `npm ci`
+ * command, `dist/` by `npm run build`'s compiler settings) and every entry
+ * point they start must exist there and load with only those dependencies
+ * (`--help`); images, users, health checks and secret references must agree
+ * across Dockerfiles, manifests, compose and units.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -11,26 +13,27 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEPLOY, ROOT, buildProject, flags, kustomize, readDockerfile, readUnit, readYaml, readYamlDocs, secretReferences, type DockerInstruction, type Obj } from './deploy-files.js';
+import { DEPLOY, ROOT, buildRuntime, flags, kustomize, readDockerfile, readUnit, readYaml, readYamlDocs, secretReferences, type DockerInstruction, type Obj } from './deploy-files.js';
 import { loadConfigDir } from '../../control-plane/src/config/index.js';
 import { validateRepository } from '../../control-plane/src/cli/validate.js';
 
 const run = promisify(execFile);
-let build: string;
+let app: string;
 
 beforeAll(async () => {
-  build = await buildProject();
+  // Both Dockerfiles install the same way (checked below), so one runtime stands for both.
+  app = await buildRuntime(path.join(ROOT, 'deploy/docker/agent.Dockerfile'));
 }, 300_000);
 
 afterAll(() => {
-  if (build) fs.rmSync(build, { recursive: true, force: true });
+  if (app) fs.rmSync(app, { recursive: true, force: true });
 });
 
-/** Runs a compiled entry point (a path inside dist/) from the test build with --help. */
+/** Runs a compiled entry point (a path inside dist/) of the runtime layout with --help. */
 async function helpOf(distPath: string): Promise<string> {
-  const file = path.join(build, distPath.replace(/^(\/app\/|\/opt\/warden\/)?dist\//, ''));
+  const file = path.join(app, 'dist', distPath.replace(/^(\/app\/|\/opt\/warden\/)?dist\//, ''));
   expect(fs.existsSync(file), `${distPath} is in the build output`).toBe(true);
-  const { stdout } = await run(process.execPath, [file, '--help'], { cwd: ROOT, timeout: 30_000 });
+  const { stdout } = await run(process.execPath, [file, '--help'], { cwd: app, timeout: 30_000 });
   return stdout;
 }
 
@@ -56,6 +59,9 @@ describe('Dockerfiles', () => {
       };
       expect(ins.find((i) => i.op === 'ARG' && i.stage === 0)?.args).toBe('NODE_IMAGE=node:20-slim');
       expect(ins.filter((i) => i.op === 'FROM').map((i) => i.args)).toEqual(['${NODE_IMAGE} AS build', '${NODE_IMAGE} AS deps', '${NODE_IMAGE} AS runtime']);
+      expect(ins.filter((i) => i.stage === 2).map((i) => `${i.op} ${i.args}`)).toEqual(
+        readDockerfile(path.join(ROOT, images.agent.dockerfile)).filter((i) => i.stage === 2).map((i) => `${i.op} ${i.args}`),
+      );
       expect(ins.some((i) => i.op === 'RUN' && i.stage === 2 && /npm ci --omit=dev/.test(i.args))).toBe(true);
       // Only the build output and the production node_modules reach the runtime stage.
       expect(final.filter((i) => i.op === 'COPY' && /--from=build/.test(i.args)).map((i) => i.args)).toEqual(['--from=build /src/dist ./dist']);
