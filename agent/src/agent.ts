@@ -184,6 +184,8 @@ export async function startAgentFromBundle(identity: AgentIdentity, bundle: Poli
       return current.version;
     },
     async applyBundle(next: PolicyBundle) {
+      // A bundle arriving while sessions drain must not open listeners again.
+      if (stopping) throw new Error('the agent is shutting down; the bundle is applied by the next start');
       const state = makeState(next);
       const previous = current.version;
       current = state;

@@ -63,6 +63,10 @@ describe('agent shutdown (in process)', () => {
       expect(await busyError).toMatchObject({ code: '57P01' });
       await stopped;
       expect(Date.now() - started).toBeLessThan(3000);
+      // A bundle that arrives while stopping opens no listener again.
+      const { bundleFromConfig } = await import('../../agent/src/config/to-bundle.js');
+      await expect(t.agent.applyBundle(bundleFromConfig(t.config, 'late'))).rejects.toThrow(/shutting down/);
+      await expect(connectThroughAgent(t.port, await token())).rejects.toMatchObject({ code: 'ECONNREFUSED' });
       const events = readJsonl(t.recordingFile);
       expect(ends(events)).toEqual([
         { reason: 'agent_shutdown', statements: 0 },
