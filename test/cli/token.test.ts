@@ -66,10 +66,12 @@ describe('warden token', () => {
     const file = path.join(dir, 'secret');
     fs.writeFileSync(file, SECRET + '\n', { mode: 0o600 });
     const before = Date.now();
-    const r = await warden(['token', '--json', '--issuer', issuer.issuer, '--client-id', 'analytics-bot', '--client-secret', `file:${file}`]);
+    const r = await warden(['token', '--json', '--issuer', issuer.issuer, '--client-id', 'analytics-bot', '--client-secret', `file:${file}`, '--scope', 'db:read audit']);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as Record<string, unknown>;
-    expect(Object.keys(out).sort()).toEqual(['access_token', 'expires_at', 'expires_in', 'token_type']);
+    expect(Object.keys(out).sort()).toEqual(['access_token', 'expires_at', 'expires_in', 'scope', 'token_type']);
+    expect(out.scope).toBe('db:read audit');
+    expect(decodeJwt(out.access_token as string).scope).toBe('db:read audit');
     expect(out).toMatchObject({ token_type: 'bearer', expires_in: 600 });
     const expiresAt = Date.parse(out.expires_at as string);
     expect(expiresAt).toBeGreaterThanOrEqual(before + 590_000);
