@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM ?= npm
 
-.PHONY: install build test lint demo bench bench-fleet bench-approvals proto clean
+.PHONY: install build test lint demo bench bench-fleet bench-approvals proto images clean
 
 install:            ## install dependencies exactly as locked
 	$(NPM) ci
@@ -35,6 +35,12 @@ demo: build         ## run an agent on embedded defaults with a local issuer and
 bench: build        ## pgbench direct vs agent vs pgbouncer; writes bench/out/report.{txt,html}
 	bash bench/ensure-tools.sh
 	node dist/bench/run.js
+
+IMAGE_PREFIX ?= ghcr.io/warden-dev
+IMAGE_TAG ?= 0.1.0
+images:             ## build the agent and control-plane images (needs a Docker engine; see deploy/)
+	docker build -f deploy/docker/agent.Dockerfile -t $(IMAGE_PREFIX)/warden-agent:$(IMAGE_TAG) .
+	docker build -f deploy/docker/control-plane.Dockerfile -t $(IMAGE_PREFIX)/warden-control-plane:$(IMAGE_TAG) .
 
 clean:
 	rm -rf dist bench/out

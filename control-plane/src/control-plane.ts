@@ -79,6 +79,8 @@ export interface RunningControlPlane {
   grpcPort: number;
   watcher: RepoWatcher<PolicyBundle>;
   port: number;
+  /** Prometheus metrics served at /metrics (approvals observe their wait here). */
+  metrics: ControlPlaneMetrics;
   /** Called with each new good bundle (gRPC distribution hooks in here). */
   onBundle(listener: (bundle: PolicyBundle) => void): void;
   stop(): Promise<void>;
@@ -202,6 +204,7 @@ export async function startControlPlane(
     publicKey: key.publicKey,
     grpcPort: grpcServer.port,
     watcher,
+    metrics,
     port: typeof addr === 'object' && addr ? addr.port : config.http.port,
     onBundle(listener) {
       watcher.on('bundle', (applied) => listener(applied.bundle));

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `warden` command: validate, schema, audit verify, approvals, evidence, db.
+ * The `warden` command: validate, schema, token, agents, approvals, sessions, evidence, audit verify, db.
  * Exit codes: 0 ok, 1 the thing checked is invalid, 2 usage error.
  */
 import { parseArgs } from 'node:util';
@@ -11,6 +11,8 @@ import { auditVerify } from './audit.js';
 import { apiTarget, approvalsDecide, approvalsList, approvalsVerify } from './approvals.js';
 import { evidenceExport } from './evidence.js';
 import { dbCommand } from './db.js';
+import { tokenCommand } from './token.js';
+import { enrollTokenCommand } from './enroll-token.js';
 
 const HELP = `usage: warden <command> [options]
 
@@ -38,6 +40,20 @@ commands:
   db status|migrate    the control plane's database schema: applied and pending migrations, or apply them
       --database-url URL  the control plane's PostgreSQL (default: $WARDEN_DATABASE_URL)
       --schema NAME       schema of the control plane's tables (default: warden)
+  agents enroll-token  create an enrollment token for new agents (--enroll-token); printed once
+      --database-url URL  the control plane's PostgreSQL (default: $WARDEN_DATABASE_URL)
+      --schema NAME       schema of the control plane's tables (default: warden)
+      --ttl DURATION      how long it is valid: 30m, 24h, 7d (default 24h)
+      --reusable          any number of agents may enroll with it (default: one agent)
+      --label key=value   labels the enrolled agents get (listeners' agentSelector), repeatable
+      --output FILE       write it to FILE (mode 0600) instead of printing it
+  token                fetch an access token for an AI agent (OAuth client credentials) and print it
+      --issuer URL        the identity provider (discovery at URL/.well-known/openid-configuration)
+      --client-id ID      the agent's client id
+      --client-secret REF env:NAME or file:PATH (never the secret itself)
+      --audience A        audience to ask for (IdPs that support it)
+      --scope S           scopes to ask for, space-separated
+      --json              the token with token_type, expires_in and expires_at
 
 options:
   --json               machine-readable output (same as --format json)
@@ -54,6 +70,9 @@ examples:
   warden audit verify --database-url postgres://cp@db/warden --public-key cp-audit.pub --json
   warden db status --database-url postgres://cp@db/warden   # exit 1 when migrations are pending
   warden db migrate --database-url postgres://admin@db/warden
+  warden agents enroll-token --database-url postgres://cp@db/warden --reusable --ttl 720h --label site=east
+  PGPASSWORD="$(warden token --issuer https://idp.example.org/realms/hospital --client-id analytics-bot \
+      --client-secret env:BOT_SECRET --audience warden)" psql "host=warden-agent port=6432 dbname=clinical sslmode=require"
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -75,6 +94,15 @@ async function main(argv: string[]): Promise<number> {
       comment: { type: 'string' },
       api: { type: 'string' },
       token: { type: 'string' },
+      issuer: { type: 'string' },
+      'client-id': { type: 'string' },
+      'client-secret': { type: 'string' },
+      audience: { type: 'string' },
+      scope: { type: 'string' },
+      ttl: { type: 'string' },
+      reusable: { type: 'boolean' },
+      label: { type: 'string', multiple: true },
+      output: { type: 'string' },
     },
   });
   const [command, ...rest] = positionals;
@@ -99,6 +127,32 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(JSON.stringify(kind ? schemas[kind as keyof typeof schemas] : schemas, null, 2) + '\n');
       return 0;
     }
+    case 'token':
+      return tokenCommand(
+        {
+          json: format === 'json',
+          ...(values.issuer ? { issuer: values.issuer } : {}),
+          ...(values['client-id'] ? { clientId: values['client-id'] } : {}),
+          ...(values['client-secret'] ? { clientSecret: values['client-secret'] } : {}),
+          ...(values.audience ? { audience: values.audience } : {}),
+          ...(values.scope ? { scope: values.scope } : {}),
+        },
+        { stdout: process.stdout, stderr: process.stderr },
+      );
+    case 'agents':
+      if (rest[0] !== 'enroll-token') break;
+      return enrollTokenCommand(
+        {
+          schema: values.schema ?? 'warden',
+          reusable: values.reusable ?? false,
+          labels: values.label ?? [],
+          json: format === 'json',
+          ...(values['database-url'] ?? process.env.WARDEN_DATABASE_URL ? { databaseUrl: values['database-url'] ?? process.env.WARDEN_DATABASE_URL } : {}),
+          ...(values.ttl ? { ttl: values.ttl } : {}),
+          ...(values.output ? { output: values.output } : {}),
+        },
+        { stdout: process.stdout, stderr: process.stderr },
+      );
     case 'audit': {
       if (rest[0] !== 'verify') break;
       const url = values['database-url'] ?? process.env.WARDEN_DATABASE_URL;
