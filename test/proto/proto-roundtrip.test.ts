@@ -201,6 +201,7 @@ function fullBundle(): PolicyBundle {
           writeWithoutWhere: true,
           ddl: true,
           rowLimitExceeded: true,
+          unmask: true,
           time: {
             windows: [
               {
