@@ -41,7 +41,10 @@ async function script(stack: DemoStack): Promise<void> {
   const connect = (user: string, password: string): pg.Client => new pg.Client({ host: '127.0.0.1', port, database: 'clinical', user, password });
 
   say('\n1. The clinical-analytics AI agent fetches a token (client credentials) and connects with it as the password');
-  const token = await clientCredentialsToken(stack, 'clinical-analytics-bot');
+  say(`   $ warden token --issuer ${stack.issuer.issuer} --client-id clinical-analytics-bot --client-secret env:ANALYTICS_SECRET --audience warden`);
+  const analyticsSecret = CLIENTS.find((x) => x.clientId === 'clinical-analytics-bot')!.clientSecret;
+  const token = await warden(['token', '--issuer', stack.issuer.issuer, '--client-id', 'clinical-analytics-bot', '--client-secret', 'env:ANALYTICS_SECRET', '--audience', 'warden'], { ANALYTICS_SECRET: analyticsSecret });
+  say(`   ${token.slice(0, 24)}… (a signed JWT, valid for an hour)`);
   const analytics = connect('clinical-analytics-bot', token);
   await analytics.connect();
   say('   role clinical-analytics: names redacted, MRNs tokenised, SSNs partial, birth dates as years, ZIP3');
@@ -99,10 +102,17 @@ async function script(stack: DemoStack): Promise<void> {
   const verified = await stack.cp.audit.verify(stack.cp.publicKey);
   say(`   ${verified.checked} records, chain ${verified.ok ? 'verified' : `BROKEN: ${verified.problem?.detail}`}`);
 
-  say(`\nConnect yourself (token from the demo IdP, then psql through the agent):
-  export PGPASSWORD=$(curl -s -u clinical-analytics-bot:demo-analytics-secret -d grant_type=client_credentials ${stack.issuer.issuer}/token | sed 's/.*"access_token":"\\([^"]*\\)".*/\\1/')
+  say('\n6. Evidence for the auditors, for today');
+  const day = new Date().toISOString().slice(0, 10);
+  const out = path.join(stack.dir, 'evidence');
+  say(`   $ warden evidence export --from ${day} --to ${day} --out ${out}`);
+  const auditor = await stack.issuer.sign({ sub: 'auditor.chen', groups: ['compliance'] }, { audience: 'warden-api', expiresIn: 3600 });
+  say((await warden(['evidence', 'export', '--from', day, '--to', day, '--out', out, '--api', api, '--token', 'env:WARDEN_DEMO_AUDITOR_TOKEN'], { WARDEN_DEMO_AUDITOR_TOKEN: auditor })).replace(/^/gm, '   '));
+
+  say(`\nConnect yourself (a token from the demo IdP, then psql through the agent):
+  export PGPASSWORD="$(ANALYTICS_SECRET=${analyticsSecret} warden token --issuer ${stack.issuer.issuer} --client-id clinical-analytics-bot --client-secret env:ANALYTICS_SECRET --audience warden)"
   psql "host=127.0.0.1 port=${port} dbname=clinical user=me"
-Control plane API: ${api}/openapi.json`);
+(warden is node dist/control-plane/src/cli/warden.js after make build.) Control plane API: ${api}/openapi.json`);
 }
 
 async function main(): Promise<void> {

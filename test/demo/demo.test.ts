@@ -25,6 +25,8 @@ describe('make demo', () => {
     expect(stdout).toMatch(/recorded your approve; request \S+ is approved \(1 vote\)/);
     expect(stdout).toMatch(/released: 7 {2}\w+ {2}\(\d{3}\) \d{3}-\d{4}$/m);
     expect(stdout).toMatch(/\d+ records, chain verified/);
+    expect(stdout).toMatch(/2 identities touched PHI in 4 statements; \d+ values masked, \d+ unmasked; 2 refused; 1 approvals; audit chain verified/);
+    expect(stdout).toMatch(/evidence-\d{4}-\d{2}-\d{2}-\d{4}-\d{2}-\d{2}\.html$/m);
     expect(stdout).not.toMatch(/UNEXPECTED/);
   }, 150_000);
 });

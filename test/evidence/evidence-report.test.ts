@@ -98,6 +98,14 @@ describe('evidence export', () => {
     expect(cliOut).toMatch(/2 identities touched PHI in 4 statements; 9 values masked, 4 unmasked; 1 refused; 1 approvals; audit chain verified/);
   });
 
+  it('lists the agents that enforce the policy (warden agents list)', async () => {
+    const r = await warden(['agents', 'list', '--api', `http://127.0.0.1:${stack.cp.port}`, '--token', 'env:WARDEN_TEST_AUDITOR', '--json'], {
+      WARDEN_TEST_AUDITOR: await stack.issuer.sign({ sub: 'auditor-1', groups: ['compliance'] }, { audience: 'warden-api' }),
+    });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual([expect.objectContaining({ id: stack.agent.agentId, name: 'demo-agent', connected: true, appliedVersion: stack.cp.watcher.current!.sha })]);
+  });
+
   it('writes one CSV per section', () => {
     const files = fs.readdirSync(outDir).filter((f) => f.endsWith('.csv')).map((f) => f.replace(/^evidence-[\d-]+-/, ''));
     expect(files.sort()).toEqual(['access_over_time.csv', 'approvals.csv', 'columns.csv', 'denials.csv', 'identities.csv', 'policy_versions.csv', 'sessions.csv', 'summary.csv']);

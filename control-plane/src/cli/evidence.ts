@@ -9,7 +9,7 @@ import pg from 'pg';
 import { collectEvidence } from '../evidence/collect.js';
 import { EVIDENCE_FORMATS, writeEvidence, type EvidenceFormat } from '../evidence/export.js';
 import type { EvidenceReport } from '../evidence/report.js';
-import type { ApiTarget } from './approvals.js';
+import type { ApiTarget } from './api-client.js';
 
 export interface EvidenceArgs {
   from?: string;

@@ -8,7 +8,9 @@ import { schemas, type DiagnosticFormat } from '../config/index.js';
 import fs from 'node:fs';
 import { validateCommand } from './validate.js';
 import { auditVerify } from './audit.js';
-import { apiTarget, approvalsDecide, approvalsList, approvalsVerify } from './approvals.js';
+import { approvalsDecide, approvalsList, approvalsVerify } from './approvals.js';
+import { apiTarget } from './api-client.js';
+import { agentsList } from './agents.js';
 import { evidenceExport } from './evidence.js';
 import { dbCommand } from './db.js';
 import { tokenCommand } from './token.js';
@@ -40,6 +42,7 @@ commands:
   db status|migrate    the control plane's database schema: applied and pending migrations, or apply them
       --database-url URL  the control plane's PostgreSQL (default: $WARDEN_DATABASE_URL)
       --schema NAME       schema of the control plane's tables (default: warden)
+  agents list          enrolled agents: connected or not, the config version each applied (--api, --token)
   agents enroll-token  create an enrollment token for new agents (--enroll-token); printed once
       --database-url URL  the control plane's PostgreSQL (default: $WARDEN_DATABASE_URL)
       --schema NAME       schema of the control plane's tables (default: warden)
@@ -140,6 +143,14 @@ async function main(argv: string[]): Promise<number> {
         { stdout: process.stdout, stderr: process.stderr },
       );
     case 'agents':
+      if (rest[0] === 'list') {
+        const target = apiTarget(values);
+        if (typeof target === 'string') {
+          process.stderr.write(`warden agents list: ${target}\n`);
+          return 2;
+        }
+        return agentsList(target, format === 'json', process.stdout);
+      }
       if (rest[0] !== 'enroll-token') break;
       return enrollTokenCommand(
         {

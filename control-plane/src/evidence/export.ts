@@ -10,7 +10,8 @@ export type EvidenceFormat = (typeof EVIDENCE_FORMATS)[number];
 
 export function writeEvidence(report: EvidenceReport, formats: readonly EvidenceFormat[], outDir: string): string[] {
   fs.mkdirSync(outDir, { recursive: true });
-  const stem = `evidence-${report.period.from.slice(0, 10)}-${report.period.to.slice(0, 10)}`;
+  // Named by the days covered: the period's end is exclusive.
+  const stem = `evidence-${report.period.from.slice(0, 10)}-${new Date(Date.parse(report.period.to) - 1).toISOString().slice(0, 10)}`;
   const written: string[] = [];
   const write = (name: string, text: string): void => {
     const file = path.join(outDir, name);
