@@ -17,6 +17,7 @@ import { startManagedAgent, type ManagedAgent } from '../../agent/src/control/ma
 import { makeRepo } from '../../control-plane/src/gitops/test-support.js';
 import { HOSPITAL_REPO } from '../../control-plane/src/config/example-repo.js';
 import { startPhiDatabase, type PhiDatabase } from './phi-database.js';
+import { localTopology } from '../../test/support/hospital-repo.js';
 
 export const SCHEMA = 'clinic';
 
@@ -41,29 +42,7 @@ export interface DemoStack {
 function demoRepo(phi: PhiDatabase, issuer: string, port: number): Record<string, string> {
   return {
     ...HOSPITAL_REPO,
-    'targets.yaml': `apiVersion: warden.dev/v1
-kind: Target
-spec:
-  name: clinical
-  description: Demo patient database (PGlite, synthetic PHI)
-  postgres: { host: ${phi.host}, port: ${phi.port}, database: postgres, user: postgres }
----
-apiVersion: warden.dev/v1
-kind: Target
-spec:
-  name: clinical-dev
-  description: Named by the on-call DBA role; no listener serves it in the demo
-  postgres: { host: ${phi.host}, port: ${phi.port}, database: postgres, user: postgres }
-`,
-    'listeners.yaml': `apiVersion: warden.dev/v1
-kind: Listener
-spec:
-  name: clinical-pg
-  target: clinical
-  address: 127.0.0.1
-  port: ${port}
-  postgres: { allowPlaintext: true }
-`,
+    ...localTopology({ host: phi.host, port: phi.port, database: 'postgres', user: 'postgres', listenerPort: port }),
     'identity.yaml': HOSPITAL_REPO['identity.yaml']!.replaceAll('https://idp.example.org/realms/hospital', issuer),
   };
 }

@@ -25,31 +25,9 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { AgentRegistry } from '../../control-plane/src/distribution/agent-registry.js';
 import { startManagedAgent } from '../../agent/src/control/managed-agent.js';
+import { localTopology } from '../support/hospital-repo.js';
 
-/** The example repository's targets and listeners, pointed at this machine's PostgreSQL on a free port. */
-const LOCAL_TOPOLOGY = {
-  'targets.yaml': `apiVersion: warden.dev/v1
-kind: Target
-spec:
-  name: clinical
-  postgres: { host: ${services.postgres.host}, port: ${services.postgres.port}, database: ${services.postgres.database}, user: ${services.postgres.user} }
----
-apiVersion: warden.dev/v1
-kind: Target
-spec:
-  name: clinical-dev
-  postgres: { host: ${services.postgres.host}, port: ${services.postgres.port}, database: postgres, user: ${services.postgres.user} }
-`,
-  'listeners.yaml': `apiVersion: warden.dev/v1
-kind: Listener
-spec:
-  name: clinical-pg
-  target: clinical
-  address: 127.0.0.1
-  port: 0
-  postgres: { allowPlaintext: true }
-`,
-};
+const LOCAL_TOPOLOGY = localTopology();
 
 const schema = `ops_logs_${process.pid}`;
 let issuer: TestIssuer;
