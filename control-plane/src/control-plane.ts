@@ -176,7 +176,7 @@ export async function startControlPlane(
     logger: opts.log,
     people: { verifier: new TokenVerifier(config.people.issuers), capabilities: config.people.capabilities },
     health: { ready: () => watcher.current !== undefined },
-    config: { current: () => watcher.current, lastAttempt: () => watcher.lastAttempt },
+    config: { current: () => watcher.current, lastAttempt: () => watcher.lastAttempt, history: () => bundles.history() },
     agents: { list: agents },
     register: async (app: FastifyInstance) => {
       await app.register(metricsRoutes, { metrics });
