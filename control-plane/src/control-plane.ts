@@ -170,6 +170,7 @@ export async function startControlPlane(
     : undefined;
 
   const metrics = new ControlPlaneMetrics({ currentVersion: () => watcher.current?.sha, connectedAgents: () => distribution.connected.length });
+  approvals.on('closed', (_id, _state, seconds) => metrics.observeApprovalWait(seconds));
   watcher.on('bundle', () => metrics.configApplied.inc());
   watcher.on('rejected', () => metrics.configRejected.inc());
   const api = await buildApi({

@@ -282,6 +282,9 @@ describe('just-in-time approval', () => {
     const denied = await warden(['approvals', 'deny', id, '--comment', 'not during month-end close', ...apiFlags]);
     expect(denied).toMatchObject({ code: 0, stdout: expect.stringContaining(`request ${id} is denied`) });
     expect(await query).toMatchObject({ code: '42501', message: expect.stringMatching(/denied by lead-1: not during month-end close/) });
+    // The replica that closed it counted how long it waited.
+    const metrics = await (await fetch(`http://127.0.0.1:${cpA.port}/metrics`)).text();
+    expect(Number(/^warden_approval_wait_seconds_count (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
     const d = await directClient();
     expect((await d.query(`SELECT count(*)::int AS n FROM ${PHI}.billing WHERE insurer = 'self-pay'`)).rows[0].n).toBe(0);
     await d.end();

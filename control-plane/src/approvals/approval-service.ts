@@ -50,7 +50,13 @@ export interface ApprovalServiceOptions {
   sweepMs?: number;
 }
 
-export class ApprovalService extends EventEmitter<{ created: [StoredApproval]; announced: [string]; decided: [StoredApproval] }> {
+export class ApprovalService extends EventEmitter<{
+  created: [StoredApproval];
+  announced: [string];
+  decided: [StoredApproval];
+  /** A request this replica closed (once per request across replicas): seconds it was open. */
+  closed: [id: string, state: Exclude<ApprovalState, 'pending'>, seconds: number];
+}> {
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: ApprovalServiceOptions) {
@@ -106,7 +112,9 @@ export class ApprovalService extends EventEmitter<{ created: [StoredApproval]; a
   /** An approver's vote. Returns the request as it stands afterwards. */
   async vote(id: string, who: Approver, vote: 'approve' | 'deny', comment: string, via: Vote['via']): Promise<StoredApproval> {
     let finalState: Exclude<ApprovalState, 'pending'> | undefined;
+    let openedAt = 0;
     await this.opts.store.withLocked(id, async (a, tx) => {
+      openedAt = a.createdAt.getTime();
       if (a.state !== 'pending') throw new VoteRefused(409, `request ${id} is already ${a.state}`);
       if (a.expiresAt.getTime() <= Date.now()) throw new VoteRefused(409, `request ${id} has expired`);
       const rule = this.opts.rule(a.request.ruleId);
@@ -126,6 +134,7 @@ export class ApprovalService extends EventEmitter<{ created: [StoredApproval]; a
     });
     if (finalState) {
       this.opts.log.info({ requestId: id, state: finalState }, 'approval decided');
+      this.emit('closed', id, finalState, (Date.now() - openedAt) / 1000);
       await this.opts.bus.publishDecided(id);
     }
     return (await this.opts.store.get(id))!;
@@ -146,13 +155,16 @@ export class ApprovalService extends EventEmitter<{ created: [StoredApproval]; a
 
   private async finalize(id: string, state: 'denied' | 'expired' | 'withdrawn', rule: ApprovalRule | undefined, why: string): Promise<void> {
     let done = false;
+    let openedAt = 0;
     await this.opts.store.withLocked(id, async (a, tx) => {
       if (a.state !== 'pending') return;
+      openedAt = a.createdAt.getTime();
       await this.sign(a, state, rule ?? this.opts.rule(a.request.ruleId), tx.finalize);
       done = true;
     });
     if (!done) return;
     this.opts.log.info({ requestId: id, state, why }, 'approval closed');
+    this.emit('closed', id, state, (Date.now() - openedAt) / 1000);
     await this.opts.bus.publishDecided(id);
   }
 
