@@ -24,6 +24,7 @@ const { values } = parseArgs({
     label: { type: 'string', multiple: true },
     'ca-file': { type: 'string' },
     insecure: { type: 'boolean' },
+    'sample-rows': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -32,6 +33,7 @@ const usage = `usage:
   warden-agent --config <agent.yaml>
   warden-agent --control-plane <host:port> --state-dir <dir> [--ca-file ca.pem | --insecure]
                [--enroll-token env:NAME|file:PATH --name <agent-name> --label key=value ...]
+               [--sample-rows N]   result rows kept per statement in session records (default 20, 0 = none)
 
 Runs a Warden agent. PostgreSQL clients connect to its listeners with an OIDC
 token as password; the agent verifies it, maps groups to a role, enforces the
@@ -48,6 +50,12 @@ examples:
 if (values.help || (!values.config && !values['control-plane'])) {
   process.stdout.write(usage);
   process.exit(values.help ? 0 : 2);
+}
+
+function sampleRows(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 10000) throw new ConfigError('command line', ['--sample-rows must be an integer from 0 to 10000']);
+  return n;
 }
 
 const log = createLogger();
@@ -70,6 +78,7 @@ try {
       stateDir,
       log,
       recordingPath: path.join(stateDir, 'sessions.jsonl'),
+      ...(values['sample-rows'] !== undefined ? { results: { sampleRows: sampleRows(values['sample-rows']), hash: true } } : {}),
       ...(values['enroll-token'] ? { enrollment: { token: resolveSecret(values['enroll-token']), name: values.name ?? 'agent', labels } } : {}),
     });
     stop = () => managed.stop();

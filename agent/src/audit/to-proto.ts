@@ -74,6 +74,19 @@ export function toAuditEvent(e: SessionEvent, sequence: number, bundleVersion = 
             protocol: PROTOCOL[e.protocol] ?? StatementProtocol.UNSPECIFIED,
             commandTag: e.tag ?? '',
             truncated: e.truncated ?? false,
+            parameters: (e.parameters ?? []).map((p) => ({ text: p.value ?? '', isNull: p.value === null, masked: p.masked ?? false })),
+            ...(e.resultSha256 ? { resultSha256: Buffer.from(e.resultSha256, 'hex') } : {}),
+            ...(e.sample
+              ? {
+                  sample: {
+                    columns: e.sample.columns,
+                    truncated: e.sample.truncated,
+                    rows: e.sample.rows.map((row) => ({
+                      cells: row.map((v, i) => ({ text: v ?? '', isNull: v === null, masked: e.sample!.maskedColumns.includes(i) })),
+                    })),
+                  },
+                }
+              : {}),
           },
         },
       });

@@ -14,6 +14,7 @@ import { loadBundle, verifyBundle } from './bundle-cache.js';
 import { ControlLink, enroll } from './control-link.js';
 import path from 'node:path';
 import { DurableSpool } from '../audit/durable-spool.js';
+import type { ResultRecording } from '../audit/events.js';
 
 export interface ManagedAgentOptions {
   address: string;
@@ -23,6 +24,8 @@ export interface ManagedAgentOptions {
   /** Needed only for the first start: an enrollment token and the name/labels to enroll with. */
   enrollment?: { token: string; name: string; labels?: Record<string, string> };
   recordingPath: string;
+  /** What session records keep of results (default: 20 sample rows and the stream's hash). */
+  results?: ResultRecording;
   backoff?: { initialMs: number; maxMs: number };
 }
 
@@ -53,7 +56,7 @@ export async function startManagedAgent(opts: ManagedAgentOptions): Promise<Mana
 
   const apply = async (bundle: PolicyBundle): Promise<void> => {
     if (!agent) {
-      agent = await startAgentFromBundle({ id: info.agentId, labels: info.labels, recordingPath: opts.recordingPath }, bundle, { baseDir: opts.stateDir, logger: opts.log, recorder: spool });
+      agent = await startAgentFromBundle({ id: info.agentId, labels: info.labels, recordingPath: opts.recordingPath, ...(opts.results ? { results: opts.results } : {}) }, bundle, { baseDir: opts.stateDir, logger: opts.log, recorder: spool });
       markReady();
     } else await agent.applyBundle(bundle);
   };

@@ -34,6 +34,13 @@ export interface StatementPlan {
   masks: OutputMask[];
   /** Number of result columns the analysis expects (undefined: not a row-returning statement). */
   outputs?: number;
+  /**
+   * How the audit record keeps each bind parameter ($n → masker, null = as sent). A parameter
+   * not listed has no established origin: see `unknownParams`.
+   */
+  params?: Map<number, Masker | null>;
+  /** Masker for parameters of unknown origin: redact under PHI restrictions (fail closed), else null. */
+  unknownParams?: Masker | null;
 }
 
 export interface Decision {
@@ -212,5 +219,19 @@ function decideOne(a: StatementAnalysis, role: CompiledRole, ruleIds: Set<string
     const where = kind === StatementKind.COPY_OUT ? 'COPY output' : a.flags.cursorDeclared ? 'a cursor' : a.flags.sqlPrepare ? 'an SQL-level PREPARE' : undefined;
     if (where) throw new Denied(masks[0]!.column, `masked column ${masks[0]!.column} cannot be read through ${where}; use a plain SELECT`);
   }
-  return { kind, masks, ...(a.returnsRows ? { outputs: a.outputs.length } : {}) };
+  return { kind, masks, ...(a.returnsRows ? { outputs: a.outputs.length } : {}), ...paramPlan(a, role) };
+}
+
+/** Parameters are recorded masked like the columns they meet; the first masking column wins. */
+function paramPlan(a: StatementAnalysis, role: CompiledRole): Pick<StatementPlan, 'params' | 'unknownParams'> {
+  const params = new Map<number, Masker | null>();
+  for (const [n, cols] of a.params ?? []) {
+    let masker: Masker | null = null;
+    for (const c of cols) {
+      masker = c.column === '*' ? REDACT_UNKNOWN : role.recordMasker(c.schema, c.table, c.column);
+      if (masker) break;
+    }
+    params.set(n, masker);
+  }
+  return { params, unknownParams: role.restrictsPhi ? REDACT_UNKNOWN : null };
 }

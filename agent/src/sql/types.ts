@@ -61,6 +61,11 @@ export interface StatementAnalysis {
   hasWhere: boolean;
   /** Names that could not be resolved (tables, columns): the policy layer refuses rather than guess. */
   unresolved: string[];
+  /**
+   * Bind parameters ($n) → the base columns each is compared to, assigned to or inserted into.
+   * A parameter not listed has no origin the analysis can establish.
+   */
+  params?: Map<number, ColumnRef[]>;
 }
 
 export interface RelationInfo {

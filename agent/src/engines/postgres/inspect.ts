@@ -14,6 +14,8 @@ import { buildExecute, buildParse, buildQuery, cstring, readBind, readExecute, r
 import type { PendingQueue, Pending } from './pending.js';
 import type { Decision } from '../../policy/decide.js';
 import type { RowField } from './result-masker.js';
+import type { RecordedValue } from '../../audit/events.js';
+import { fallbackParamMasker, recordBindParams } from './bind-params.js';
 
 /** Parses as a syntax error in every PostgreSQL version; never executes anything. */
 export const REFUSAL_SQL = 'WARDEN REFUSED THIS STATEMENT';
@@ -23,6 +25,8 @@ export interface StatementPolicy {
   /** Decision for a statement string. Throwing refuses it (fail closed). */
   decide(text: string): Decision;
   readonly maxRows: number;
+  /** Parameters of undecided statements are then recorded redacted. */
+  readonly restrictsPhi?: boolean;
 }
 
 export interface PreparedStatement {
@@ -30,11 +34,14 @@ export interface PreparedStatement {
   decision?: Decision;
   refusal?: Pending['refusal'];
   fields?: RowField[];
+  paramTypes?: number[];
 }
 
 interface Portal {
   statement: string;
   formats: number[];
+  /** The bound values as the record keeps them (masked by the plan). */
+  params?: RecordedValue[];
 }
 
 export class FrontendInspector {
@@ -79,17 +86,19 @@ export class FrontendInspector {
         return entry.refusal ? buildQuery(REFUSAL_SQL) : undefined;
       }
       case 0x50: { // Parse
-        const { name, text } = readParse(frame);
+        const { name, text, paramTypes } = readParse(frame);
         const { decision, refusal } = this.judge(text);
-        this.prepared.set(name, { text, ...(decision ? { decision } : {}), ...(refusal ? { refusal } : {}) });
+        this.prepared.set(name, { text, paramTypes, ...(decision ? { decision } : {}), ...(refusal ? { refusal } : {}) });
         this.queue.push({ kind: 'parse', text, startedAt, stmtIndex: 0, ...(refusal ? { refusal } : {}) });
         return refusal ? buildParse(name, REFUSAL_SQL) : undefined;
       }
       case 0x42: { // Bind
         const bind = readBind(frame);
-        this.portals.set(bind.portal, { statement: bind.statement, formats: bind.resultFormats });
-        const refusal = this.prepared.get(bind.statement)?.refusal;
-        this.queue.push({ kind: 'bind', text: '', startedAt, stmtIndex: 0, ...(refusal ? { refusal } : {}) });
+        const stmt = this.prepared.get(bind.statement);
+        const refusal = stmt?.refusal;
+        const params = recordBindParams(frame, stmt?.paramTypes ?? [], stmt?.decision?.statements[0], fallbackParamMasker(this.policy?.restrictsPhi ?? false));
+        this.portals.set(bind.portal, { statement: bind.statement, formats: bind.resultFormats, ...(params.length > 0 ? { params } : {}) });
+        this.queue.push({ kind: 'bind', text: stmt?.text ?? '', startedAt, stmtIndex: 0, ...(refusal ? { refusal, ...(params.length > 0 ? { params } : {}) } : {}) });
         // A refused statement was never prepared upstream; make the Bind fail in place with the policy's reason.
         return refusal ? buildParse('', REFUSAL_SQL) : undefined;
       }
@@ -121,6 +130,7 @@ export class FrontendInspector {
           stmtIndex: 0,
           formats: portal?.formats ?? [],
           clientMaxRows: maxRows,
+          ...(portal?.params ? { params: portal.params } : {}),
           ...(portal ? { statementName: portal.statement } : {}),
           ...(stmt?.decision ? { decision: stmt.decision } : {}),
           ...(stmt?.fields ? { fields: stmt.fields } : {}),

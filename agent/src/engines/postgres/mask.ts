@@ -18,6 +18,7 @@ import type { Masker } from '../../masking/index.js';
 import { compileMasker } from '../../masking/index.js';
 import type { StatementRecord } from '../../audit/events.js';
 import { normalizeSql } from '../../sql/index.js';
+import { ResultCapture, type SentColumn } from './result-capture.js';
 
 export type { StatementRecord };
 
@@ -51,6 +52,8 @@ export class BackendMasker {
   private rows = 0;
   private rowMasker: RowMasker | null = null;
   private truncated = false;
+  /** The streamed frame now passing is a DataRow (its bytes go into the result hash). */
+  private streamingRow = false;
 
   constructor(
     private readonly queue: PendingQueue,
@@ -59,6 +62,8 @@ export class BackendMasker {
     private readonly policy: FieldPolicy | null,
     private readonly prepared: Map<string, PreparedStatement>,
     private readonly onStatement: (r: StatementRecord) => void,
+    /** Result hash and sample for the record; null when results are not recorded. */
+    private readonly capture: ResultCapture | null = null,
   ) {}
 
   get busy(): boolean {
@@ -67,10 +72,17 @@ export class BackendMasker {
 
   /** A DataRow streamed through uninspected: count it, and start inspecting at the cap. */
   streamed(type: number): void {
+    this.streamingRow = type === D;
     if (type !== D) return;
     this.rows++;
+    this.capture?.streamedRow();
     const cap = this.policy?.maxRows ?? 0;
     if (cap > 0 && this.rows >= cap) this.inspect[D] = 1;
+  }
+
+  /** Bytes of a streamed frame on their way to the client: DataRows count towards the result hash. */
+  streamedBytes(buf: Buffer, start: number, end: number): void {
+    if (this.streamingRow) this.capture?.bytes(buf, start, end);
   }
 
   frame(type: number, frame: Buffer): FrameVerdict {
@@ -110,6 +122,7 @@ export class BackendMasker {
     if (!this.policy) {
       // Relay-only: nothing to mask, only the bookkeeping of which request this answers.
       if (head.kind === 'describe') this.advance();
+      else if (this.capture) this.startResult(new Map(), parseRowDescription(frame));
       return undefined;
     }
     const fields = parseRowDescription(frame);
@@ -122,7 +135,7 @@ export class BackendMasker {
       }
     }
     const masks = this.buildMasks(head, plan, fields);
-    if (head.kind === 'simple') this.startResult(masks);
+    if (head.kind === 'simple') this.startResult(masks, fields);
     if (masks.size === 0) return undefined;
     return rewriteRowDescription(frame, new Set(masks.keys()));
   }
@@ -136,13 +149,24 @@ export class BackendMasker {
   /** An Execute whose rows need masking gets its DataRows inspected; nothing else pays for it. */
   private arm(): void {
     const head = this.queue.head;
-    const needs = head?.kind === 'execute' && ((head.decision?.statements[0]?.masks.length ?? 0) > 0 || (this.policy?.restrictsPhi ?? false));
+    const needs = head?.kind === 'execute' && ((head.decision?.statements[0]?.masks.length ?? 0) > 0 || (this.policy?.restrictsPhi ?? false) || (this.capture?.wantsRows ?? false));
     this.inspect[D] = needs ? 1 : 0;
   }
 
-  private startResult(masks: Map<number, ColumnMask>): void {
+  private startResult(masks: Map<number, ColumnMask>, fields: RowField[]): void {
     this.rowMasker = masks.size > 0 ? new RowMasker(masks) : null;
-    this.inspect[D] = this.rowMasker ? 1 : 0;
+    this.inspect[D] = this.rowMasker || this.capture?.wantsRows ? 1 : 0;
+    // Masked columns reach the client as text (see rewriteRowDescription).
+    this.capture?.begin(fields.map((f, i) => ({ name: f.name, typeOid: masks.has(i) ? 25 : f.typeOid, format: f.format })), masks.keys());
+  }
+
+  /** An Execute's result has no RowDescription in the stream: the Describe's fields and the portal's formats say what the client gets. */
+  private beginExecuteCapture(head: Pending): void {
+    if (!this.capture) return;
+    const stmt = head.statementName !== undefined ? this.prepared.get(head.statementName) : undefined;
+    const masked = this.rowMasker?.columns ?? [];
+    const columns: SentColumn[] | undefined = stmt?.fields?.map((f, i) => ({ name: f.name, typeOid: masked.includes(i) ? 25 : f.typeOid, format: formatOf(head.formats ?? [], i) }));
+    this.capture.begin(columns, masked);
   }
 
   /**
@@ -182,7 +206,10 @@ export class BackendMasker {
 
   private dataRow(frame: Buffer): FrameVerdict {
     const head = this.queue.head;
-    if (head?.kind === 'execute' && this.rows === 0) this.ensureExecuteMasker(head);
+    if (head?.kind === 'execute' && this.rows === 0) {
+      this.ensureExecuteMasker(head);
+      this.beginExecuteCapture(head);
+    }
     const cap = this.policy?.maxRows ?? 0;
     if (cap > 0 && this.rows >= cap) {
       // Only reached for the row past the cap when counting happens here.
@@ -190,17 +217,25 @@ export class BackendMasker {
       return null;
     }
     this.rows++;
-    return this.rowMasker ? this.rowMasker.rewrite(frame) : undefined;
+    const out = this.rowMasker ? this.rowMasker.rewrite(frame) : undefined;
+    const capture = this.capture;
+    if (capture) {
+      capture.row(out ?? frame);
+      // Past the sample, rows with nothing to mask stream through again (their bytes still hashed).
+      if (!this.rowMasker && !capture.wantsRows && !(cap > 0 && this.rows >= cap)) this.inspect[D] = 0;
+    }
+    return out;
   }
 
   private endResult(): void {
+    this.capture?.finish();
     this.rows = 0;
     this.rowMasker = null;
     this.truncated = false;
     this.inspect[D] = 0;
   }
 
-  private record(p: Pending, tag: string | undefined, error?: { code: string; message: string }): void {
+  private record(p: Pending, tag: string | undefined, error?: { code: string; message: string }, params = p.params): void {
     const d = p.decision;
     const rec: StatementRecord = {
       protocol: p.kind === 'simple' ? (p.text === '<function call>' ? 'function-call' : 'simple') : p.kind === 'fcall' ? 'function-call' : 'extended',
@@ -216,6 +251,12 @@ export class BackendMasker {
     if (d && d.maskedColumns.length > 0) rec.maskedColumns = d.maskedColumns;
     if (this.rowMasker) rec.maskedValues = this.rowMasker.maskedValues;
     if (this.truncated) rec.truncated = true;
+    if (params) rec.parameters = params;
+    if (this.capture) {
+      const { resultSha256, sample } = this.capture.finish();
+      if (resultSha256 !== undefined) rec.resultSha256 = resultSha256;
+      if (sample) rec.sample = sample;
+    }
     this.onStatement(rec);
   }
 
@@ -234,7 +275,12 @@ export class BackendMasker {
 
   private complete(head: Pending | undefined, tag: string | undefined, frame: Buffer): FrameVerdict {
     if (!head) return undefined;
-    if (head.kind === 'execute' && this.rows === 0) this.ensureExecuteMasker(head);
+    if (head.kind === 'execute' && this.rows === 0) {
+      this.ensureExecuteMasker(head);
+      // An empty result is still a result: record its (empty) sample and hash when the statement returns rows.
+      const stmt = head.statementName !== undefined ? this.prepared.get(head.statementName) : undefined;
+      if (stmt?.fields || head.decision?.statements[0]?.outputs !== undefined) this.beginExecuteCapture(head);
+    }
     const out = this.truncated ? Buffer.concat(this.cappedCompletion(tag)) : undefined;
     this.record(head, this.truncated ? `SELECT ${this.policy!.maxRows}` : tag);
     this.endResult();
@@ -272,8 +318,9 @@ export class BackendMasker {
         if (!head.failed) this.record(head, undefined, error);
         head.failed = true;
       } else {
-        if (head.kind === 'execute' || head.refusal) this.record(head, undefined, error);
-        this.queue.skipToSync();
+        // The server skips to Sync: for a refused Parse, the Bind that followed it carries the parameters.
+        const skipped = this.queue.skipToSync();
+        if (head.kind === 'execute' || head.refusal) this.record(head, undefined, error, head.params ?? skipped.find((p) => p.params)?.params);
       }
     }
     this.endResult();

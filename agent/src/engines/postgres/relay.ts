@@ -10,7 +10,8 @@ import { backend } from './wire/backend-messages.js';
 import { PendingQueue } from './pending.js';
 import { FrontendInspector, type StatementPolicy } from './inspect.js';
 import { BackendMasker, type FieldPolicy, type StatementRecord } from './mask.js';
-import type { SessionEndReason } from '../../audit/events.js';
+import type { ResultRecording, SessionEndReason } from '../../audit/events.js';
+import { ResultCapture } from './result-capture.js';
 
 /** Message types a client may send once logged in (protocol v3). */
 const FRONTEND_TYPES = 'BCdcfDEHFPQSX';
@@ -59,6 +60,8 @@ export interface RelayOptions {
   policy: (StatementPolicy & FieldPolicy) | null;
   /** False once statements can no longer be recorded (fail closed). */
   canRecord?: () => boolean;
+  /** What to keep of results (sample rows, hash); nothing when absent. */
+  results?: ResultRecording;
   onStatement(record: StatementRecord): void;
   /** Called once, when the relay is over; `cancelUpstream` is set if the server was still working. */
   onEnd(reason: SessionEndReason, detail: string | undefined, upstreamBusy: boolean): void;
@@ -83,7 +86,9 @@ export class Relay {
     // Per session: the masker switches DataRow inspection on and off as results need it.
     const backendInspect = table(BACKEND_INSPECT);
     this.inspector = new FrontendInspector(queue, opts.policy, opts.canRecord);
-    this.masker = new BackendMasker(queue, backendInspect, opts.policy, this.inspector.prepared, opts.onStatement);
+    const results = opts.results;
+    const capture = results && (results.sampleRows > 0 || results.hash) ? new ResultCapture(results) : null;
+    this.masker = new BackendMasker(queue, backendInspect, opts.policy, this.inspector.prepared, opts.onStatement, capture);
 
     this.fromClient = new FrameScanner({
       inspect: frontendInspect,
@@ -112,6 +117,7 @@ export class Relay {
         if (!this.inPush) this.drain(this.toClient, client, upstream);
       },
       onStreamed: (type) => this.masker.streamed(type),
+      ...(capture ? { onStreamedBytes: (buf: Buffer, start: number, end: number) => this.masker.streamedBytes(buf, start, end) } : {}),
       onFrame: (type, frame) => this.masker.frame(type, frame),
       onProtocolError: (message) => this.end('upstream_error', `invalid data from upstream: ${message}`),
     });

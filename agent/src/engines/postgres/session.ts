@@ -16,7 +16,7 @@ import type { FieldPolicy } from './mask.js';
 import type { CancelRegistry } from './cancel.js';
 import { AuthError } from '../../identity/index.js';
 import { uuidv7 } from '../../audit/uuidv7.js';
-import type { SessionEndReason, SessionRecorder } from '../../audit/events.js';
+import type { ResultRecording, SessionEndReason, SessionRecorder } from '../../audit/events.js';
 
 /** Command tags after which the catalog (tables, columns, views) may have changed. */
 const DDL_TAG = /^(CREATE|ALTER|DROP|COMMENT|GRANT|REVOKE|SELECT INTO|REFRESH|IMPORT)\b/;
@@ -30,6 +30,8 @@ export interface SessionContext {
   auth: AuthContext;
   target: UpstreamTarget;
   recorder: SessionRecorder;
+  /** What the record keeps of results (sample rows, hash of the stream as sent). */
+  results?: ResultRecording;
   cancels: CancelRegistry;
   log: Logger;
   maxMessageBytes: number;
@@ -189,6 +191,7 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
     maxMessageBytes: ctx.maxMessageBytes,
     policy,
     canRecord: () => ctx.recorder.healthy,
+    ...(ctx.results ? { results: ctx.results } : {}),
     onStatement: (s) => {
       seq++;
       if (s.tag && DDL_TAG.test(s.tag)) ctx.onDdl?.();
@@ -208,6 +211,9 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
         maskedColumns: s.maskedColumns,
         maskedValues: s.maskedValues,
         truncated: s.truncated,
+        parameters: s.parameters,
+        resultSha256: s.resultSha256,
+        sample: s.sample,
         bundleVersion,
       });
     },
