@@ -11,6 +11,7 @@ import { AgentRegistry } from './distribution/agent-registry.js';
 import { Distribution, startDistributionServer } from './distribution/agent-service.js';
 import { SigningKey } from './distribution/signing-key.js';
 import { AuditChain } from './audit/hash-chain.js';
+import { SessionQuery } from './audit/session-query.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -117,6 +118,7 @@ export async function startControlPlane(
     health: { ready: () => watcher.current !== undefined },
     config: { current: () => watcher.current, lastAttempt: () => watcher.lastAttempt },
     agents: { list: agents },
+    sessions: { query: new SessionQuery(pool, config.databaseSchema ?? 'warden') },
     register: async (app: FastifyInstance) => {
       await app.register(metricsRoutes, { metrics });
       if (secret) await app.register(gitWebhook, { secret, branch: config.branch, watcher });

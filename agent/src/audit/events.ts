@@ -53,6 +53,8 @@ export interface StatementRecord {
   maskedValues?: number;
   /** The result was cut at the role's row limit. */
   truncated?: boolean;
+  /** Tables read or written ("schema.table"), as the analysis resolved them. */
+  tables?: string[];
   /** Bind parameters (extended protocol), masked by the classification of the columns they meet. */
   parameters?: RecordedValue[];
   /** SHA-256 (hex) over every DataRow exactly as sent to the client, in order. */

@@ -74,6 +74,7 @@ export function toAuditEvent(e: SessionEvent, sequence: number, bundleVersion = 
             protocol: PROTOCOL[e.protocol] ?? StatementProtocol.UNSPECIFIED,
             commandTag: e.tag ?? '',
             truncated: e.truncated ?? false,
+            tables: e.tables ?? [],
             parameters: (e.parameters ?? []).map((p) => ({ text: p.value ?? '', isNull: p.value === null, masked: p.masked ?? false })),
             ...(e.resultSha256 ? { resultSha256: Buffer.from(e.resultSha256, 'hex') } : {}),
             ...(e.sample

@@ -50,6 +50,8 @@ export interface Decision {
   reason?: string;
   statements: StatementPlan[];
   maskedColumns: Array<{ column: string; strategy: string }>;
+  /** Tables the statement reads or writes ("schema.table"), for the record and audit search. */
+  tables: string[];
 }
 
 /** Analysis kinds → the bundle's statement kinds. */
@@ -121,18 +123,20 @@ export function decide(analyses: StatementAnalysis[], role: CompiledRole): Decis
   const ruleIds = new Set<string>();
   const maskedColumns = new Map<string, string>();
   const statements: StatementPlan[] = [];
+  const tables = [...new Set(analyses.flatMap((a) => a.tables.map((t) => `${t.schema}.${t.table}`)))];
   try {
     for (const a of analyses) statements.push(decideOne(a, role, ruleIds, maskedColumns));
   } catch (err) {
     if (!(err instanceof Denied)) throw err;
     ruleIds.add(err.ruleId);
-    return { action: 'deny', ruleIds: [...ruleIds], reason: err.message, statements: [], maskedColumns: [] };
+    return { action: 'deny', ruleIds: [...ruleIds], reason: err.message, statements: [], maskedColumns: [], tables };
   }
   return {
     action: maskedColumns.size > 0 ? 'mask' : 'allow',
     ruleIds: [...ruleIds],
     statements,
     maskedColumns: [...maskedColumns].map(([column, strategy]) => ({ column, strategy })),
+    tables,
   };
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `warden` command. Subcommands so far: validate, schema.
+ * The `warden` command. Subcommands: validate, schema, audit, sessions.
  * Exit codes: 0 ok, 1 the thing checked is invalid, 2 usage error.
  */
 import { parseArgs } from 'node:util';
@@ -8,6 +8,8 @@ import { schemas, type DiagnosticFormat } from '../config/index.js';
 import fs from 'node:fs';
 import { validateCommand } from './validate.js';
 import { auditVerify } from './audit.js';
+import { sessionsCommand, sessionsOptions, SESSIONS_HELP } from './sessions.js';
+import { UsageError } from './database.js';
 
 const HELP = `usage: warden <command> [options]
 
@@ -20,6 +22,8 @@ commands:
       --schema NAME       schema of the audit tables (default: warden)
       --public-key FILE   the control plane's checkpoint public key (PEM)
       --from-checkpoint N start at a signed checkpoint instead of the first record
+${SESSIONS_HELP}
+      (sessions take --database-url and --schema like audit)
 
 options:
   --json               machine-readable output (same as --format json)
@@ -30,6 +34,9 @@ examples:
   warden validate . --format github      # in a GitHub Actions step
   warden schema Role > role.schema.json
   warden audit verify --database-url postgres://cp@db/warden --public-key cp-audit.pub --json
+  warden sessions list --identity analytics-bot --from 2026-11-01 --table clinic.patients --decision mask
+  warden sessions replay 01a211f3-f305-700e-a56d-1dbd1824ed15 --speed 10
+  warden sessions replay 01a211f3-f305-700e-a56d-1dbd1824ed15 --format html > session.html
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -44,6 +51,7 @@ async function main(argv: string[]): Promise<number> {
       schema: { type: 'string' },
       'public-key': { type: 'string' },
       'from-checkpoint': { type: 'string' },
+      ...sessionsOptions,
     },
   });
   const [command, ...rest] = positionals;
@@ -52,8 +60,8 @@ async function main(argv: string[]): Promise<number> {
     return values.help ? 0 : 2;
   }
   const format = (values.json ? 'json' : values.format ?? 'text') as DiagnosticFormat;
-  if (!['text', 'github', 'json'].includes(format)) {
-    process.stderr.write(`warden: unknown format "${format}" (text, github, json)\n`);
+  if (!['text', 'github', 'json', 'html'].includes(format)) {
+    process.stderr.write(`warden: unknown format "${format}" (text, github, json, html)\n`);
     return 2;
   }
   switch (command) {
@@ -86,6 +94,8 @@ async function main(argv: string[]): Promise<number> {
       else process.stdout.write(`audit log FAILED verification at record ${r.problem!.seq}: ${r.problem!.kind} — ${r.problem!.detail}\n`);
       return r.ok ? 0 : 1;
     }
+    case 'sessions':
+      return sessionsCommand(rest[0], rest.slice(1), values, format, process.stdout);
     default:
   }
   process.stderr.write(`warden: unknown command "${[command, ...rest].join(' ')}"\n\n${HELP}`);
@@ -95,7 +105,9 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    process.stderr.write(`warden: ${(err as Error).message}\n`);
-    process.exit(1);
+    // Bad flags (parseArgs) and bad values are usage errors; anything else means the check could not be done.
+    const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    process.stderr.write(`${usage ? '' : 'warden: '}${(err as Error).message}\n`);
+    process.exit(usage ? 2 : 1);
   },
 );

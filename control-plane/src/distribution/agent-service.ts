@@ -7,13 +7,13 @@
 import { randomBytes, createPublicKey, verify } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
-import { toBinary, toJson, type MessageInitShape } from '@bufbuild/protobuf';
+import { toBinary, type MessageInitShape } from '@bufbuild/protobuf';
 import type { AuditChain } from '../audit/hash-chain.js';
+import { auditRecordOf } from '../audit/audit-record.js';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
 import type { Logger } from 'pino';
 import {
   AgentService,
-  AuditEventSchema,
   PolicyBundleSchema,
   addGrpcService,
   helloSignedBytes,
@@ -124,7 +124,7 @@ export class Distribution extends EventEmitter<{ acked: [agentId: string, versio
           } else if (k.case === 'heartbeat') await this.registry.seen(agentId);
           else if (k.case === 'auditBatch' && this.audit) {
             const events = k.value.events;
-            await this.audit.append(events.map((e) => ({ sessionId: e.sessionId, sessionSeq: Number(e.sequence), event: { agentId, ...(toJson(AuditEventSchema, e) as object) } })));
+            await this.audit.append(events.map((e) => auditRecordOf(agentId!, e)));
             const upTo = new Map<string, number>();
             for (const e of events) upTo.set(e.sessionId, Math.max(upTo.get(e.sessionId) ?? 0, Number(e.sequence)));
             for (const [sessionId, seq] of upTo) stream.write({ kind: { case: 'auditAck', value: { sessionId, upToSequence: BigInt(seq) } } });

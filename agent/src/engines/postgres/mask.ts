@@ -249,6 +249,7 @@ export class BackendMasker {
     if (p.refusal) rec.ruleIds = [p.refusal.ruleId];
     else if (d) rec.ruleIds = d.ruleIds;
     if (d && d.maskedColumns.length > 0) rec.maskedColumns = d.maskedColumns;
+    if (d && d.tables.length > 0) rec.tables = d.tables;
     if (this.rowMasker) rec.maskedValues = this.rowMasker.maskedValues;
     if (this.truncated) rec.truncated = true;
     if (params) rec.parameters = params;

@@ -211,6 +211,7 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
         maskedColumns: s.maskedColumns,
         maskedValues: s.maskedValues,
         truncated: s.truncated,
+        tables: s.tables,
         parameters: s.parameters,
         resultSha256: s.resultSha256,
         sample: s.sample,

@@ -1,0 +1,12 @@
+/**
+ * How an agent's AuditEvent is stored in the hash chain: its proto JSON form
+ * (stable field names, enums by name) plus the id of the agent that sent it.
+ * Session search and replay (session-query.ts) read exactly this shape.
+ */
+import { toJson } from '@bufbuild/protobuf';
+import { AuditEventSchema, type AuditEvent } from '../../../proto/src/index.js';
+import type { AuditRecordInput } from './hash-chain.js';
+
+export function auditRecordOf(agentId: string, e: AuditEvent): AuditRecordInput {
+  return { sessionId: e.sessionId, sessionSeq: Number(e.sequence), event: { agentId, ...(toJson(AuditEventSchema, e) as object) } };
+}
