@@ -99,7 +99,7 @@ export function toAuditEvent(e: SessionEvent, sequence: number, bundleVersion = 
     case 'auth.refused':
       return create(AuditEventSchema, {
         ...base,
-        kind: { case: 'authRefused', value: { agentId: e.agentId, listener: e.listener, clientAddress: e.clientAddress, sqlstate: e.sqlState, reason: e.reason, subject: e.subject ?? '' } },
+        kind: { case: 'authRefused', value: { agentId: e.agentId, listener: e.listener, clientAddress: e.clientAddress, sqlstate: e.sqlState, reason: e.reason, subject: e.subject ?? '', refusedAt: at } },
       });
   }
 }
