@@ -12,6 +12,8 @@ import { Distribution, startDistributionServer } from './distribution/agent-serv
 import { SigningKey } from './distribution/signing-key.js';
 import { AuditChain } from './audit/hash-chain.js';
 import { SessionQuery } from './audit/session-query.js';
+import { Checkpointer } from './audit/checkpointer.js';
+import { AuditRetention, DEFAULT_RETENTION, parseRetention } from './audit/retention.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -46,6 +48,12 @@ export interface ControlPlaneConfig {
   webhookSecretRef?: string;
   http: { address: string; port: number };
   people: { issuers: OidcIssuerConfig[]; capabilities: Record<Capability, string[]> };
+  audit?: {
+    /** How often the log's head is signed when it has grown (default 60000 ms). */
+    checkpointIntervalMs?: number;
+    /** How long records are kept: "6y" (the default and the minimum), "7y", "2557d"; only exported segments are ever pruned. */
+    retention?: string;
+  };
 }
 
 export interface RunningControlPlane {
@@ -74,6 +82,14 @@ export async function startControlPlane(
   const key = SigningKey.loadOrCreate(path.resolve(baseDir, config.signingKeyFile));
   const audit = new AuditChain(pool, config.databaseSchema ?? 'warden');
   await audit.migrate();
+  const retentionMs = parseRetention(config.audit?.retention ?? DEFAULT_RETENTION);
+  const checkpointer = new Checkpointer({
+    chain: audit,
+    privateKey: key.privateKey,
+    intervalMs: config.audit?.checkpointIntervalMs ?? 60_000,
+    log: opts.log,
+    retention: { store: new AuditRetention(pool, config.databaseSchema ?? 'warden'), ms: retentionMs },
+  });
   const distribution = new Distribution(registry, key, opts.log, 10, audit);
   const grpcServer = await startDistributionServer({
     address: config.grpc.address,
@@ -128,6 +144,7 @@ export async function startControlPlane(
   // Every good commit goes to every agent, signed.
   watcher.on('bundle', (applied) => distribution.publish(applied.bundle));
   watcher.start();
+  checkpointer.start();
   const addr = api.server.address();
   return {
     api,
@@ -145,6 +162,7 @@ export async function startControlPlane(
       watcher.stop();
       await api.close();
       await grpcServer.close();
+      await checkpointer.stop().catch(() => undefined);
       await pool.end();
       await embedded?.stop();
     },

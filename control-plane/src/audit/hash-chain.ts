@@ -35,7 +35,7 @@ export interface VerifyResult {
   problem?: { kind: ProblemKind; seq: number; detail: string };
 }
 
-const GENESIS = Buffer.alloc(32);
+export const GENESIS = Buffer.alloc(32);
 
 export function recordHash(prev: Buffer, seq: number, canonical: string): Buffer {
   const pos = Buffer.alloc(8);
@@ -43,7 +43,8 @@ export function recordHash(prev: Buffer, seq: number, canonical: string): Buffer
   return createHash('sha256').update(prev).update(pos).update(canonical, 'utf8').digest();
 }
 
-function checkpointBytes(size: number, head: Buffer): Buffer {
+/** The bytes a checkpoint signature covers. */
+export function checkpointBytes(size: number, head: Buffer): Buffer {
   const n = Buffer.alloc(8);
   n.writeBigUInt64BE(BigInt(size));
   return Buffer.concat([Buffer.from('warden.audit.checkpoint\0'), n, head]);
@@ -73,7 +74,22 @@ export class AuditChain extends SchemaTables {
       CREATE TABLE IF NOT EXISTS ${this.t('audit_checkpoints')} (
         id bigserial PRIMARY KEY, size bigint NOT NULL, head_hash bytea NOT NULL,
         signed_at timestamptz NOT NULL DEFAULT now(), key_id text NOT NULL, signature bytea NOT NULL
+      );
+      -- Sealed segments written to immutable storage (segments.ts): only these may ever be pruned.
+      CREATE TABLE IF NOT EXISTS ${this.t('audit_segments')} (
+        first_seq bigint PRIMARY KEY, last_seq bigint NOT NULL UNIQUE, checkpoint_id bigint NOT NULL,
+        file text NOT NULL, file_sha256 bytea NOT NULL, exported_at timestamptz NOT NULL DEFAULT now()
+      );
+      -- After a prune (retention.ts): the signed checkpoint the remaining chain starts from.
+      CREATE TABLE IF NOT EXISTS ${this.t('audit_anchor')} (
+        id int PRIMARY KEY CHECK (id = 1), seq bigint NOT NULL, hash bytea NOT NULL, checkpoint_id bigint NOT NULL, pruned_at timestamptz NOT NULL DEFAULT now()
       );`);
+  }
+
+  /** Where the stored chain starts once a prefix was pruned: a signed checkpoint's size and head hash. */
+  async anchor(): Promise<{ seq: number; hash: Buffer; checkpointId: number } | undefined> {
+    const row = (await this.pool.query(`SELECT seq, hash, checkpoint_id FROM ${this.t('audit_anchor')} WHERE id = 1`)).rows[0] as { seq: string; hash: Buffer; checkpoint_id: string } | undefined;
+    return row ? { seq: Number(row.seq), hash: row.hash, checkpointId: Number(row.checkpoint_id) } : undefined;
   }
 
   /**
@@ -128,6 +144,18 @@ export class AuditChain extends SchemaTables {
     }
   }
 
+  /** Size of the log (the last record's position) and the head hash. */
+  async head(): Promise<{ size: number; hash: Buffer }> {
+    const row = (await this.pool.query(`SELECT seq, hash FROM ${this.t('audit_head')} WHERE id = 1`)).rows[0] as { seq: string; hash: Buffer };
+    return { size: Number(row.seq), hash: row.hash };
+  }
+
+  /** Size the latest checkpoint signed (0 without one). */
+  async lastCheckpointSize(): Promise<number> {
+    const { rows } = await this.pool.query(`SELECT coalesce(max(size), 0) AS n FROM ${this.t('audit_checkpoints')}`);
+    return Number(rows[0].n);
+  }
+
   /** Signs the current head: (size, head hash) under the control plane's Ed25519 key. */
   async checkpoint(privateKey: KeyObject): Promise<Checkpoint> {
     const head = (await this.pool.query(`SELECT seq, hash FROM ${this.t('audit_head')} WHERE id = 1`)).rows[0] as { seq: string; hash: Buffer };
@@ -172,8 +200,16 @@ export class AuditChain extends SchemaTables {
         return { ok: false, checked: 0, checkpointsVerified: 0, problem: { kind: 'bad-checkpoint', seq: c.size, detail: `checkpoint ${c.id} has an invalid signature` } };
       }
     }
-    const start = opts.fromCheckpoint !== undefined ? checkpoints.find((c) => c.id === opts.fromCheckpoint) : undefined;
-    if (opts.fromCheckpoint !== undefined && !start) throw new Error(`no checkpoint ${opts.fromCheckpoint}`);
+    // A pruned prefix is trusted only as far as a signed checkpoint vouches for its head.
+    const anchor = await this.anchor();
+    const anchored = anchor ? checkpoints.find((c) => c.size === anchor.seq && c.headHash.equals(anchor.hash)) : undefined;
+    if (anchor && !anchored) {
+      return { ok: false, checked: 0, checkpointsVerified: 0, problem: { kind: 'deleted', seq: 1, detail: `records 1..${anchor.seq} are gone and their anchor matches no signed checkpoint` } };
+    }
+    const chosen = opts.fromCheckpoint !== undefined ? checkpoints.find((c) => c.id === opts.fromCheckpoint) : undefined;
+    if (opts.fromCheckpoint !== undefined && !chosen) throw new Error(`no checkpoint ${opts.fromCheckpoint}`);
+    if (chosen && anchored && chosen.size < anchored.size) throw new Error(`checkpoint ${chosen.id} lies in the pruned prefix (records 1..${anchored.size}); start at checkpoint ${anchored.id} or later`);
+    const start = chosen ?? anchored;
     let expectedSeq = (start?.size ?? 0) + 1;
     let prev = start?.headHash ?? GENESIS;
     const bySize = new Map(checkpoints.map((c) => [c.size, c]));

@@ -5,11 +5,10 @@
  */
 import { parseArgs } from 'node:util';
 import { schemas, type DiagnosticFormat } from '../config/index.js';
-import fs from 'node:fs';
 import { validateCommand } from './validate.js';
-import { auditVerify } from './audit.js';
+import { auditCommand, auditOptions, AUDIT_HELP } from './audit.js';
 import { sessionsCommand, sessionsOptions, SESSIONS_HELP } from './sessions.js';
-import { UsageError } from './database.js';
+import { DATABASE_HELP, databaseOptions, UsageError } from './database.js';
 
 const HELP = `usage: warden <command> [options]
 
@@ -17,13 +16,10 @@ commands:
   validate [path]      check a config repository: schemas, references, PHI coverage, policy tests
       --format text|github|json   output (github: workflow commands that annotate a pull request)
   schema [kind]        print the JSON Schema of a config kind (all kinds without an argument)
-  audit verify         verify the audit hash chain and its signed checkpoints
-      --database-url URL  the control plane's PostgreSQL (default: $WARDEN_DATABASE_URL)
-      --schema NAME       schema of the audit tables (default: warden)
-      --public-key FILE   the control plane's checkpoint public key (PEM)
-      --from-checkpoint N start at a signed checkpoint instead of the first record
+${AUDIT_HELP}
 ${SESSIONS_HELP}
-      (sessions take --database-url and --schema like audit)
+  audit and sessions read the control plane's database:
+${DATABASE_HELP}
 
 options:
   --json               machine-readable output (same as --format json)
@@ -34,6 +30,9 @@ examples:
   warden validate . --format github      # in a GitHub Actions step
   warden schema Role > role.schema.json
   warden audit verify --database-url postgres://cp@db/warden --public-key cp-audit.pub --json
+  warden audit export --out /mnt/worm/warden-audit --segment-size 100000
+  warden audit verify --segments /mnt/worm/warden-audit --public-key cp-audit.pub
+  warden audit prune --retention 7y
   warden sessions list --identity analytics-bot --from 2026-11-01 --table clinic.patients --decision mask
   warden sessions replay 01a211f3-f305-700e-a56d-1dbd1824ed15 --speed 10
   warden sessions replay 01a211f3-f305-700e-a56d-1dbd1824ed15 --format html > session.html
@@ -47,10 +46,8 @@ async function main(argv: string[]): Promise<number> {
       format: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
-      'database-url': { type: 'string' },
-      schema: { type: 'string' },
-      'public-key': { type: 'string' },
-      'from-checkpoint': { type: 'string' },
+      ...databaseOptions,
+      ...auditOptions,
       ...sessionsOptions,
     },
   });
@@ -76,24 +73,8 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(JSON.stringify(kind ? schemas[kind as keyof typeof schemas] : schemas, null, 2) + '\n');
       return 0;
     }
-    case 'audit': {
-      if (rest[0] !== 'verify') break;
-      const url = values['database-url'] ?? process.env.WARDEN_DATABASE_URL;
-      if (!url || !values['public-key']) {
-        process.stderr.write('warden audit verify: --database-url (or WARDEN_DATABASE_URL) and --public-key are required\n');
-        return 2;
-      }
-      const r = await auditVerify({
-        url,
-        schema: values.schema ?? 'warden',
-        publicKeyPem: fs.readFileSync(values['public-key'], 'utf8'),
-        ...(values['from-checkpoint'] ? { fromCheckpoint: Number(values['from-checkpoint']) } : {}),
-      });
-      if (format === 'json') process.stdout.write(JSON.stringify(r, null, 2) + '\n');
-      else if (r.ok) process.stdout.write(`audit log verified: ${r.checked} records, ${r.checkpointsVerified} signed checkpoints\n`);
-      else process.stdout.write(`audit log FAILED verification at record ${r.problem!.seq}: ${r.problem!.kind} — ${r.problem!.detail}\n`);
-      return r.ok ? 0 : 1;
-    }
+    case 'audit':
+      return auditCommand(rest[0], values, format, process.stdout, (line) => process.stderr.write(`${line}\n`));
     case 'sessions':
       return sessionsCommand(rest[0], rest.slice(1), values, format, process.stdout);
     default:
