@@ -91,6 +91,8 @@ export class Distribution extends EventEmitter<{ acked: [agentId: string, versio
       const stream = call as unknown as Stream;
       const nonce = randomBytes(32);
       let agentId: string | undefined;
+      let auditQueue: Promise<void> = Promise.resolve();
+      let auditFailed = false;
       const refuse = (details: string): void => {
         stream.emit('error', { code: grpc.status.UNAUTHENTICATED, details });
       };
@@ -123,11 +125,26 @@ export class Distribution extends EventEmitter<{ acked: [agentId: string, versio
             }
           } else if (k.case === 'heartbeat') await this.registry.seen(agentId);
           else if (k.case === 'auditBatch' && this.audit) {
+            const audit = this.audit;
             const events = k.value.events;
-            await this.audit.append(events.map((e) => auditRecordOf(agentId!, e)));
-            const upTo = new Map<string, number>();
-            for (const e of events) upTo.set(e.sessionId, Math.max(upTo.get(e.sessionId) ?? 0, Number(e.sequence)));
-            for (const [sessionId, seq] of upTo) stream.write({ kind: { case: 'auditAck', value: { sessionId, upToSequence: BigInt(seq) } } });
+            const id = agentId;
+            // One batch at a time, in arrival order: an ack "up to n" must never overtake an earlier batch
+            // of the same session still being written, or a crash then would lose that batch.
+            auditQueue = auditQueue.then(async () => {
+              if (auditFailed) return;
+              try {
+                await audit.append(events.map((e) => auditRecordOf(id, e)));
+              } catch (err) {
+                // Acknowledge nothing more on this stream: the agent reconnects and replays all it holds.
+                auditFailed = true;
+                this.log.error({ agentId: id, err: (err as Error).message }, 'audit append failed; closing the stream so the agent replays');
+                stream.emit('error', { code: grpc.status.UNAVAILABLE, details: 'audit log unavailable' });
+                return;
+              }
+              const upTo = new Map<string, number>();
+              for (const e of events) upTo.set(e.sessionId, Math.max(upTo.get(e.sessionId) ?? 0, Number(e.sequence)));
+              for (const [sessionId, seq] of upTo) stream.write({ kind: { case: 'auditAck', value: { sessionId, upToSequence: BigInt(seq) } } });
+            });
           }
         })().catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'agent stream error'));
       });
