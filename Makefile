@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM ?= npm
 
-.PHONY: install build test lint demo bench proto clean
+.PHONY: install build test lint demo bench bench-audit proto clean
 
 install:            ## install dependencies exactly as locked
 	$(NPM) ci
@@ -29,6 +29,9 @@ demo: build         ## run an agent on embedded defaults with a local issuer and
 bench: build        ## pgbench direct vs agent vs pgbouncer; writes bench/out/report.{txt,html}
 	bash bench/ensure-tools.sh
 	node dist/bench/run.js
+
+bench-audit: build  ## the audit path alone: durable events/s agent → control plane, recording's added latency
+	node dist/bench/audit.js
 
 clean:
 	rm -rf dist bench/out

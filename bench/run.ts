@@ -20,6 +20,7 @@ import { streamQuery, type StreamResult } from './lib/stream.js';
 import { renderHtml, renderText, type ReportSection } from './lib/report.js';
 import type { AgentConfig } from '../agent/src/config/types.js';
 import { auditAppendSection } from './lib/audit.js';
+import { auditStreamSection, recordingLatencySection } from './lib/audit-stream.js';
 
 const seconds = Number(process.env.WARDEN_BENCH_SECONDS ?? 10);
 const clients = Number(process.env.WARDEN_BENCH_CLIENTS ?? 8);
@@ -170,6 +171,9 @@ async function main(): Promise<void> {
     });
     // Durable audit appends: batches into the PostgreSQL hash chain, as the control plane receives them.
     sections.push(await auditAppendSection(log));
+    // The whole audit path (agent spool → gRPC → control plane → chain → ack), and recording's cost per statement.
+    sections.push(await auditStreamSection(issuer.issuer, log));
+    sections.push(await recordingLatencySection(issuer.issuer, token, log));
 
     const title = 'Warden agent benchmark';
     const meta = { date: new Date().toISOString(), host: `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}`, node: process.version };

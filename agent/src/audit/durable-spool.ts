@@ -36,8 +36,12 @@ export class DurableSpool implements SessionRecorder {
   private batch: SpooledEvent[] = [];
   private timer: NodeJS.Timeout | null = null;
   private readonly seqs = new Map<string, number>();
-  /** Unacknowledged events in order, with their encoded size. */
-  private readonly unacked: Array<SpooledEvent & { bytes: number }> = [];
+  /**
+   * Unacknowledged events with their encoded size, per session in sequence order, so an
+   * acknowledgement drops a session's prefix without walking everyone else's events.
+   */
+  private readonly unacked = new Map<string, Array<SpooledEvent & { bytes: number }>>();
+  private unackedCount = 0;
   private readonly acked = new Map<string, number>();
   private unackedBytes = 0;
   private waiters: Array<() => void> = [];
@@ -73,9 +77,7 @@ export class DurableSpool implements SessionRecorder {
       const e = JSON.parse(line) as SpooledEvent;
       this.seqs.set(e.sessionId, Math.max(this.seqs.get(e.sessionId) ?? 0, e.seq));
       if (e.seq <= (this.acked.get(e.sessionId) ?? 0)) continue;
-      const bytes = Buffer.byteLength(line) + 1;
-      this.unacked.push({ ...e, bytes });
-      this.unackedBytes += bytes;
+      this.hold({ ...e, bytes: Buffer.byteLength(line) + 1 });
     }
   }
 
@@ -87,9 +89,24 @@ export class DurableSpool implements SessionRecorder {
     return this.failure;
   }
 
-  /** Events not yet acknowledged, oldest first (replayed to the control plane on reconnect). */
+  private hold(e: SpooledEvent & { bytes: number }): void {
+    let q = this.unacked.get(e.sessionId);
+    if (!q) this.unacked.set(e.sessionId, (q = []));
+    q.push(e);
+    this.unackedBytes += e.bytes;
+    this.unackedCount++;
+  }
+
+  /** Events not yet acknowledged, each session's in order (replayed to the control plane on reconnect). */
   pending(): SpooledEvent[] {
-    return this.unacked.map(({ sessionId, seq, event }) => ({ sessionId, seq, event }));
+    const out: SpooledEvent[] = [];
+    for (const q of this.unacked.values()) for (const { sessionId, seq, event } of q) out.push({ sessionId, seq, event });
+    return out;
+  }
+
+  /** How many events wait for an acknowledgement. */
+  get pendingCount(): number {
+    return this.unackedCount;
   }
 
   record(event: SessionEvent): void {
@@ -109,11 +126,7 @@ export class DurableSpool implements SessionRecorder {
       try {
         fs.writeSync(this.fd, lines.join(''));
         fs.fdatasyncSync(this.fd);
-        batch.forEach((e, i) => {
-          const bytes = Buffer.byteLength(lines[i]!);
-          this.unacked.push({ ...e, bytes });
-          this.unackedBytes += bytes;
-        });
+        batch.forEach((e, i) => this.hold({ ...e, bytes: Buffer.byteLength(lines[i]!) }));
         this.opts.onDurable?.(batch);
         this.sink?.(batch);
       } catch (err) {
@@ -130,14 +143,15 @@ export class DurableSpool implements SessionRecorder {
     if (upTo <= (this.acked.get(sessionId) ?? 0)) return;
     this.acked.set(sessionId, upTo);
     fs.writeSync(this.acksFd, JSON.stringify({ sid: sessionId, upTo }) + '\n');
-    let i = 0;
-    for (let j = 0; j < this.unacked.length; j++) {
-      const e = this.unacked[j]!;
-      if (e.sessionId === sessionId && e.seq <= upTo) this.unackedBytes -= e.bytes;
-      else this.unacked[i++] = e;
+    const q = this.unacked.get(sessionId);
+    if (q) {
+      let n = 0;
+      while (n < q.length && q[n]!.seq <= upTo) this.unackedBytes -= q[n++]!.bytes;
+      if (n === q.length) this.unacked.delete(sessionId);
+      else q.splice(0, n);
+      this.unackedCount -= n;
     }
-    this.unacked.length = i;
-    if (this.unacked.length === 0 && this.batch.length === 0) this.compact();
+    if (this.unackedCount === 0 && this.batch.length === 0) this.compact();
   }
 
   /** Everything acknowledged: start both files afresh so the spool does not grow forever. */

@@ -6,7 +6,10 @@
 import { toJson } from '@bufbuild/protobuf';
 import { AuditEventSchema, type AuditEvent } from '../../../proto/src/index.js';
 import type { AuditRecordInput } from './hash-chain.js';
+import { canonicalJson } from './canonical.js';
 
+/** The record with its canonical payload made up front, so appends spend their lock on hashing and SQL only. */
 export function auditRecordOf(agentId: string, e: AuditEvent): AuditRecordInput {
-  return { sessionId: e.sessionId, sessionSeq: Number(e.sequence), event: { agentId, ...(toJson(AuditEventSchema, e) as object) } };
+  const event = { agentId, ...(toJson(AuditEventSchema, e) as object) };
+  return { sessionId: e.sessionId, sessionSeq: Number(e.sequence), event, payload: canonicalJson(event) };
 }

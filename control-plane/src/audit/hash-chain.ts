@@ -15,6 +15,8 @@ export interface AuditRecordInput {
   /** Per-session sequence number: (sessionId, sessionSeq) makes appends idempotent. */
   sessionSeq: number;
   event: unknown;
+  /** canonicalJson(event), when the caller already made it (outside the append's lock). */
+  payload?: string;
 }
 
 export interface Checkpoint {
@@ -104,38 +106,35 @@ export class AuditChain extends SchemaTables {
       await client.query('BEGIN');
       const head = (await client.query(`SELECT seq, hash FROM ${this.t('audit_head')} WHERE id = 1 FOR UPDATE`)).rows[0] as { seq: string; hash: Buffer };
       const existing = await client.query(
-        `SELECT session_id, session_seq FROM ${this.t('audit_log')} WHERE (session_id, session_seq) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))`,
-        [records.map((r) => r.sessionId), records.map((r) => r.sessionSeq)],
+        `SELECT session_id, session_seq FROM ${this.t('audit_log')} WHERE (session_id, session_seq) IN (SELECT sid, sseq FROM json_to_recordset($1::json) AS x(sid text, sseq bigint))`,
+        [JSON.stringify(records.map((r) => ({ sid: r.sessionId, sseq: r.sessionSeq })))],
       );
       const seen = new Set(existing.rows.map((r: { session_id: string; session_seq: string }) => `${r.session_id}#${r.session_seq}`));
       let seq = Number(head.seq);
       let prev = head.hash;
-      const cols: { seq: number[]; sid: string[]; sseq: number[]; payload: string[]; prev: Buffer[]; hash: Buffer[] } = { seq: [], sid: [], sseq: [], payload: [], prev: [], hash: [] };
+      // One JSON parameter for the whole batch: JSON.stringify is native, pg's array-literal escaping is not.
+      const rows: Array<{ seq: number; sid: string; sseq: number; payload: string; prev: string; hash: string }> = [];
       for (const r of records) {
         const k = `${r.sessionId}#${r.sessionSeq}`;
         if (seen.has(k)) continue;
         seen.add(k);
         seq++;
-        const payload = canonicalJson(r.event);
+        const payload = r.payload ?? canonicalJson(r.event);
         const hash = recordHash(prev, seq, payload);
-        cols.seq.push(seq);
-        cols.sid.push(r.sessionId);
-        cols.sseq.push(r.sessionSeq);
-        cols.payload.push(payload);
-        cols.prev.push(prev);
-        cols.hash.push(hash);
+        rows.push({ seq, sid: r.sessionId, sseq: r.sessionSeq, payload, prev: prev.toString('hex'), hash: hash.toString('hex') });
         prev = hash;
       }
-      if (cols.seq.length > 0) {
+      if (rows.length > 0) {
         await client.query(
           `INSERT INTO ${this.t('audit_log')} (seq, session_id, session_seq, payload, prev_hash, hash)
-           SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::bytea[])`,
-          [cols.seq, cols.sid, cols.sseq, cols.payload, cols.prev, cols.hash],
+           SELECT seq, sid, sseq, payload, decode(prev, 'hex'), decode(hash, 'hex')
+           FROM json_to_recordset($1::json) AS x(seq bigint, sid text, sseq bigint, payload text, prev text, hash text)`,
+          [JSON.stringify(rows)],
         );
         await client.query(`UPDATE ${this.t('audit_head')} SET seq = $1, hash = $2 WHERE id = 1`, [seq, prev]);
       }
       await client.query('COMMIT');
-      return cols.seq.length;
+      return rows.length;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
