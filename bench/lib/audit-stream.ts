@@ -144,23 +144,33 @@ export async function recordingLatencySection(issuer: string, token: string, log
     ['recording on (JSONL, 20 sample rows + hash)', () => startAgent(cfg, { baseDir: dir, logger: silent })],
     ['recording on (fsync spool, 20 rows + hash)', () => startAgentFromBundle({ id: 'spool', recordingPath: 'x' }, bundleFromConfig(cfg, 'bench'), { baseDir: dir, logger: silent, recorder: new DurableSpool({ dir: path.join(dir, 'spool') }) })],
   ];
+  const rounds = Number(process.env.WARDEN_BENCH_LATENCY_ROUNDS ?? 3);
   try {
-    log(`latency of a prepared 10-row query, one client, ${n} queries: direct and through the agent`);
-    const direct = await latency(services.postgres.port, undefined, n);
-    const rows: ReportSection['rows'] = [{ name: 'direct', value: `${(direct.avg * 1000).toFixed(0)} µs avg`, note: `p50 ${(direct.p50 * 1000).toFixed(0)} µs, p99 ${(direct.p99 * 1000).toFixed(0)} µs` }];
-    let offAdded = 0;
-    for (const [label, start] of variants) {
-      const agent = await start();
-      try {
-        const r = await latency(agent.addresses.get('pg')!.port, token, n);
-        const added = r.avg - direct.avg;
-        if (label.startsWith('recording off')) offAdded = added;
-        log(`         ${label}: ${(r.avg * 1000).toFixed(0)} µs avg`);
-        rows.push({ name: label, value: `${(r.avg * 1000).toFixed(0)} µs avg`, note: `agent adds ${(added * 1000).toFixed(0)} µs; p50 ${(r.p50 * 1000).toFixed(0)} µs, p99 ${(r.p99 * 1000).toFixed(0)} µs` });
-        if (!label.startsWith('recording off')) rows.push({ name: `  recording's share (${label.includes('spool') ? 'spool' : 'JSONL'})`, value: `${((added - offAdded) * 1000).toFixed(0)} µs per statement` });
-      } finally {
-        await agent.stop();
+    log(`latency of a prepared 10-row query, one client, ${n} queries: direct and through the agent (variants interleaved, best of ${rounds})`);
+    const agents = await Promise.all(variants.map(async ([label, start]) => ({ label, agent: await start() })));
+    const best = new Map<string, { avg: number; p50: number; p99: number }>();
+    const keep = (label: string, r: { avg: number; p50: number; p99: number }): void => {
+      if (!best.has(label) || r.avg < best.get(label)!.avg) best.set(label, r);
+    };
+    try {
+      // Interleaved rounds, best of each: on a shared machine a burst of other work hits one round, not one variant.
+      for (let round = 0; round < rounds; round++) {
+        keep('direct', await latency(services.postgres.port, undefined, n));
+        for (const { label, agent } of agents) keep(label, await latency(agent.addresses.get('pg')!.port, token, n));
       }
+    } finally {
+      for (const { agent } of agents) await agent.stop();
+    }
+    const direct = best.get('direct')!;
+    const us = (ms: number): string => `${(ms * 1000).toFixed(0)} µs`;
+    const offAdded = best.get(variants[0]![0])!.avg - direct.avg;
+    const rows: ReportSection['rows'] = [{ name: 'direct', value: `${us(direct.avg)} avg`, note: `p50 ${us(direct.p50)}, p99 ${us(direct.p99)}` }];
+    for (const [label] of variants) {
+      const r = best.get(label)!;
+      const added = r.avg - direct.avg;
+      log(`         ${label}: ${us(r.avg)} avg`);
+      rows.push({ name: label, value: `${us(r.avg)} avg`, note: `agent adds ${us(added)}; p50 ${us(r.p50)}, p99 ${us(r.p99)}` });
+      if (label !== variants[0]![0]) rows.push({ name: '  of which recording', value: `${us(added - offAdded)} per statement` });
     }
     return { title: `added latency, recording on vs off (prepared SELECT of 10 rows, 1 client, ${n} queries, agent in-process)`, rows };
   } finally {
