@@ -88,7 +88,7 @@ describe('statement records keep the result as the client received it', () => {
 
   it('a large unmasked result streams past the sample and is still hashed byte for byte', async () => {
     // generate_series yields 20,000 rows with nothing to mask: past the sample they stream through uninspected.
-    const sql = `SELECT g, repeat('x', 50) AS pad FROM generate_series(1, 20000) g`;
+    const sql = `SELECT g, md5(g::text) AS h FROM generate_series(1, 20000) g`;
     const { bytes, statements } = await session('care', (raw) => raw.send(serialize.query(sql)), 'rec-large');
     const { frames, cells } = dataRows(bytes);
     expect(frames).toHaveLength(20000);
@@ -151,6 +151,21 @@ describe('statement records keep the result as the client received it', () => {
     expect(refused).toMatchObject({ decision: 'deny', error: { code: '42501' }, parameters: [{ value: '[REDACTED]', masked: true }] });
     // The client typed PHI into a parameter the analysis cannot tie to a column: under PHI restrictions it is redacted.
     expect(echoed).toMatchObject({ parameters: [{ value: '[REDACTED]', masked: true }] });
-    expect(JSON.stringify([refused!.parameters, echoed!.parameters, refused!.text, echoed!.text])).not.toContain(String(p.ssn));
+    // The client got its value echoed back; the record's sample keeps it redacted, like the statement's literals.
+    expect(echoed!.sample).toMatchObject({ maskedColumns: [0], rows: [['[REDACTED]']] });
+    expect(JSON.stringify(statements)).not.toContain(String(p.ssn));
+  });
+
+  it('a literal the client typed and got back is kept out of the sample; plain columns stay as received', async () => {
+    const p = [...w.rows.patients].sort((a, b) => Number(a.id) - Number(b.id))[0]!;
+    const sql = `SELECT id, '${String(p.ssn)}' AS typed, sex FROM ${w.schema}.patients ORDER BY id LIMIT 2`;
+    const { bytes, statements } = await session('analytics', (raw) => raw.send(serialize.query(sql)), 'rec-literal');
+    const { cells, frames } = dataRows(bytes);
+    expect(cells[0]![1]).toBe(String(p.ssn)); // what the client received
+    const s = statements.at(-1)!;
+    expect(s.sample!.rows).toEqual(cells.map((r) => [r[0], '[REDACTED]', r[2]]));
+    expect(s.sample!.maskedColumns).toEqual([1]);
+    expect(s.resultSha256).toBe(sha256(frames)); // the hash still covers exactly what was sent
+    expect(JSON.stringify(s)).not.toContain(String(p.ssn));
   });
 });

@@ -41,6 +41,11 @@ export interface StatementPlan {
   params?: Map<number, Masker | null>;
   /** Masker for parameters of unknown origin: redact under PHI restrictions (fail closed), else null. */
   unknownParams?: Masker | null;
+  /**
+   * Result columns the record's sample keeps redacted (the client still gets them): under PHI
+   * restrictions, values computed with a literal or parameter may echo PHI the client typed.
+   */
+  sampleRedact?: number[];
 }
 
 export interface Decision {
@@ -223,7 +228,8 @@ function decideOne(a: StatementAnalysis, role: CompiledRole, ruleIds: Set<string
     const where = kind === StatementKind.COPY_OUT ? 'COPY output' : a.flags.cursorDeclared ? 'a cursor' : a.flags.sqlPrepare ? 'an SQL-level PREPARE' : undefined;
     if (where) throw new Denied(masks[0]!.column, `masked column ${masks[0]!.column} cannot be read through ${where}; use a plain SELECT`);
   }
-  return { kind, masks, ...(a.returnsRows ? { outputs: a.outputs.length } : {}), ...paramPlan(a, role) };
+  const sampleRedact = role.restrictsPhi ? a.outputs.flatMap((o, i) => (o.fromInput && !masks.some((m) => m.index === i) ? [i] : [])) : [];
+  return { kind, masks, ...(a.returnsRows ? { outputs: a.outputs.length } : {}), ...paramPlan(a, role), ...(sampleRedact.length > 0 ? { sampleRedact } : {}) };
 }
 
 /** Parameters are recorded masked like the columns they meet; the first masking column wins. */

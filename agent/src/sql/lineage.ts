@@ -32,6 +32,14 @@ const SENSITIVE_CATALOG = new Set([
 ]);
 const MAX_VIEW_DEPTH = 8;
 
+/** True when an expression holds a literal or a bind parameter: its value may be whatever the client typed. */
+function containsInput(n: Node): boolean {
+  if (n === null || typeof n !== 'object') return false;
+  if (Array.isArray(n)) return n.some(containsInput);
+  if ('A_Const' in n || 'ParamRef' in n) return true;
+  return Object.values(n).some(containsInput);
+}
+
 const key = (c: ColumnRef): string => `${c.schema}.${c.table}.${c.column}`;
 const nodeKind = (n: Node): string | undefined => (n && typeof n === 'object' && !Array.isArray(n) ? Object.keys(n)[0] : undefined);
 const str = (n: Node): string | undefined => n?.String?.sval;
@@ -177,7 +185,8 @@ export class LineageAnalyzer {
     const before = this.userCalls;
     const sources = this.expr(val, scope, true);
     const opaque = this.userCalls > before;
-    return [{ name: rt?.name ?? this.outputName(val), sources, direct: false, ...(opaque ? { opaque } : {}) }];
+    const fromInput = containsInput(val);
+    return [{ name: rt?.name ?? this.outputName(val), sources, direct: false, ...(opaque ? { opaque } : {}), ...(fromInput ? { fromInput } : {}) }];
   }
 
   private outputName(val: Node): string {

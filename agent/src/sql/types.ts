@@ -15,6 +15,8 @@ export interface OutputColumn {
   direct: boolean;
   /** True when the value comes from something the analysis cannot see into (a function result without column arguments is not opaque). */
   opaque?: boolean;
+  /** Computed with a literal or bind parameter in it: the value may carry what the client typed. */
+  fromInput?: boolean;
 }
 
 export type StatementKindName =

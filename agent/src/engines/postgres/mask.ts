@@ -135,7 +135,7 @@ export class BackendMasker {
       }
     }
     const masks = this.buildMasks(head, plan, fields);
-    if (head.kind === 'simple') this.startResult(masks, fields);
+    if (head.kind === 'simple') this.startResult(masks, fields, plan?.sampleRedact);
     if (masks.size === 0) return undefined;
     return rewriteRowDescription(frame, new Set(masks.keys()));
   }
@@ -153,11 +153,11 @@ export class BackendMasker {
     this.inspect[D] = needs ? 1 : 0;
   }
 
-  private startResult(masks: Map<number, ColumnMask>, fields: RowField[]): void {
+  private startResult(masks: Map<number, ColumnMask>, fields: RowField[], sampleRedact?: number[]): void {
     this.rowMasker = masks.size > 0 ? new RowMasker(masks) : null;
     this.inspect[D] = this.rowMasker || this.capture?.wantsRows ? 1 : 0;
     // Masked columns reach the client as text (see rewriteRowDescription).
-    this.capture?.begin(fields.map((f, i) => ({ name: f.name, typeOid: masks.has(i) ? 25 : f.typeOid, format: f.format })), masks.keys());
+    this.capture?.begin(fields.map((f, i) => ({ name: f.name, typeOid: masks.has(i) ? 25 : f.typeOid, format: f.format })), masks.keys(), sampleRedact);
   }
 
   /** An Execute's result has no RowDescription in the stream: the Describe's fields and the portal's formats say what the client gets. */
@@ -166,7 +166,7 @@ export class BackendMasker {
     const stmt = head.statementName !== undefined ? this.prepared.get(head.statementName) : undefined;
     const masked = this.rowMasker?.columns ?? [];
     const columns: SentColumn[] | undefined = stmt?.fields?.map((f, i) => ({ name: f.name, typeOid: masked.includes(i) ? 25 : f.typeOid, format: formatOf(head.formats ?? [], i) }));
-    this.capture.begin(columns, masked);
+    this.capture.begin(columns, masked, head.decision?.statements[0]?.sampleRedact);
   }
 
   /**

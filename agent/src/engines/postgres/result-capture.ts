@@ -10,7 +10,7 @@
  * safe.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { binaryToTextBuffer } from '../../masking/index.js';
+import { binaryToTextBuffer, DEFAULT_REDACTION } from '../../masking/index.js';
 import type { RecordedSample, ResultRecording } from '../../audit/events.js';
 
 /** How the client receives a column: name, type as described to it, and format. */
@@ -31,6 +31,8 @@ export class ResultCapture {
   private pendingEnd = 0;
   private columns: SentColumn[] | undefined;
   private masked: number[] = [];
+  /** Columns the sample keeps as [REDACTED] although the client got them (see StatementPlan.sampleRedact). */
+  private redacted: readonly number[] = [];
   private rows: Array<Array<string | null>> = [];
   private sent = 0;
   /** Set once the current statement produced a result set (a description or a row). */
@@ -44,10 +46,11 @@ export class ResultCapture {
   }
 
   /** A result begins: how the client sees its columns (unknown for an Execute never described). */
-  begin(columns: SentColumn[] | undefined, masked: Iterable<number>): void {
+  begin(columns: SentColumn[] | undefined, masked: Iterable<number>, redacted: readonly number[] = []): void {
     this.open = true;
     this.columns = columns;
-    this.masked = [...masked].sort((a, b) => a - b);
+    this.redacted = redacted;
+    this.masked = [...new Set([...masked, ...redacted])].sort((a, b) => a - b);
   }
 
   /** Bytes of DataRows as sent, in order (whole rows or pieces of streamed ones): buf[start, end). */
@@ -101,6 +104,10 @@ export class ResultCapture {
       }
       const value = frame.subarray(pos, pos + len);
       pos += len;
+      if (this.redacted.includes(i)) {
+        out.push(DEFAULT_REDACTION);
+        continue;
+      }
       const col = this.columns?.[i];
       if ((col?.format ?? 0) === 0) out.push(value.toString('utf8'));
       else out.push((col ? binaryToTextBuffer(col.typeOid, value) : undefined)?.toString('utf8') ?? '\\x' + value.toString('hex'));
@@ -122,6 +129,7 @@ export class ResultCapture {
     this.pending = null;
     this.columns = undefined;
     this.masked = [];
+    this.redacted = [];
     this.rows = [];
     this.sent = 0;
     this.open = false;
