@@ -135,6 +135,7 @@ export async function startControlPlane(
     config: { current: () => watcher.current, lastAttempt: () => watcher.lastAttempt },
     agents: { list: agents },
     sessions: { query: new SessionQuery(pool, config.databaseSchema ?? 'warden') },
+    audit: { chain: audit, publicKey: key.publicKey },
     register: async (app: FastifyInstance) => {
       await app.register(metricsRoutes, { metrics });
       if (secret) await app.register(gitWebhook, { secret, branch: config.branch, watcher });

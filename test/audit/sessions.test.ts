@@ -6,6 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
@@ -20,6 +21,7 @@ import { startOidcIssuer, type TestIssuer } from '../support/oidc-issuer.js';
 import { services } from '../support/services.js';
 
 const run = promisify(execFile);
+const auditKey = generateKeyPairSync('ed25519').privateKey;
 const pool = new pg.Pool({ ...services.postgres, max: 2 });
 const schema = `sessions_test_${process.pid}`;
 const url = `postgres://${services.postgres.user}@${services.postgres.host}:${services.postgres.port}/${services.postgres.database}`;
@@ -79,6 +81,7 @@ beforeAll(async () => {
     config: { current: () => undefined, lastAttempt: () => undefined },
     agents: { list: async () => [] },
     sessions: { query: new SessionQuery(pool, schema) },
+    audit: { chain: new AuditChain(pool, schema), publicKey: createPublicKey(auditKey) },
   });
 }, 30_000);
 afterAll(async () => {
@@ -166,6 +169,18 @@ describe('GET /v1/sessions', () => {
     expect(one.json().statements[1]).toMatchObject({ decision: 'deny', error: { sqlstate: '42501' } });
     expect((await api.inject({ url: '/v1/sessions/nope', headers: h })).statusCode).toBe(404);
     expect((await api.inject({ url: '/v1/sessions?decision=maybe', headers: h })).statusCode).toBe(400);
+  });
+
+  it('publishes the checkpoint key and verifies the chain for auditors', async () => {
+    const key = (await api.inject({ url: '/v1/audit/public-key' })).json();
+    expect(key).toMatchObject({ algorithm: 'Ed25519', keyId: expect.stringMatching(/^[0-9a-f]{16}$/) });
+    expect(createPublicKey(key.publicKeyPem).export({ type: 'spki', format: 'der' })).toEqual(createPublicKey(auditKey).export({ type: 'spki', format: 'der' }));
+    await new AuditChain(pool, schema).checkpoint(auditKey);
+    const h = await auth(['compliance']);
+    const v = await api.inject({ method: 'POST', url: '/v1/audit/verify', headers: h, payload: {} });
+    expect(v.json()).toEqual({ ok: true, checked: 7, checkpointsVerified: 1 });
+    expect((await api.inject({ method: 'POST', url: '/v1/audit/verify', headers: h, payload: { fromCheckpoint: 99 } })).statusCode).toBe(400);
+    expect((await api.inject({ method: 'POST', url: '/v1/audit/verify', headers: await auth(['interns']), payload: {} })).statusCode).toBe(403);
   });
 
   it('refuses people without the auditor capability, and anonymous callers', async () => {

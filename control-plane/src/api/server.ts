@@ -10,6 +10,7 @@ import healthRoutes, { type HealthOptions } from './routes/health.js';
 import configRoutes, { type ConfigRouteOptions } from './routes/config.js';
 import agentRoutes, { type AgentRouteOptions } from './routes/agents.js';
 import sessionRoutes, { type SessionRouteOptions } from './routes/sessions.js';
+import auditRoutes, { type AuditRouteOptions } from './routes/audit.js';
 
 export interface ApiOptions {
   logger?: Logger | boolean;
@@ -19,6 +20,8 @@ export interface ApiOptions {
   agents: AgentRouteOptions;
   /** Audited sessions (search and replay); absent when the API runs without the audit log. */
   sessions?: SessionRouteOptions;
+  /** The audit chain's public key and verification. */
+  audit?: AuditRouteOptions;
   /** Extra plugins (e.g. the git webhook) registered after the core routes. */
   register?: (app: FastifyInstance) => Promise<void>;
 }
@@ -37,6 +40,7 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   await app.register(configRoutes, opts.config);
   await app.register(agentRoutes, opts.agents);
   if (opts.sessions) await app.register(sessionRoutes, opts.sessions);
+  if (opts.audit) await app.register(auditRoutes, opts.audit);
   if (opts.register) await opts.register(app);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
