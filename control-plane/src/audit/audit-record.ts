@@ -10,6 +10,6 @@ import { canonicalJson } from './canonical.js';
 
 /** The record with its canonical payload made up front, so appends spend their lock on hashing and SQL only. */
 export function auditRecordOf(agentId: string, e: AuditEvent): AuditRecordInput {
-  const event = { agentId, ...(toJson(AuditEventSchema, e) as object) };
-  return { sessionId: e.sessionId, sessionSeq: Number(e.sequence), event, payload: canonicalJson(event) };
+  // Only the string is kept: holding the object graph until the append commits costs the collector dearly.
+  return { sessionId: e.sessionId, sessionSeq: Number(e.sequence), payload: canonicalJson({ agentId, ...(toJson(AuditEventSchema, e) as object) }) };
 }

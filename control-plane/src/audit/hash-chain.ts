@@ -14,8 +14,8 @@ export interface AuditRecordInput {
   sessionId: string;
   /** Per-session sequence number: (sessionId, sessionSeq) makes appends idempotent. */
   sessionSeq: number;
-  event: unknown;
-  /** canonicalJson(event), when the caller already made it (outside the append's lock). */
+  /** The record; or, instead, `payload`: canonicalJson(record) made by the caller (outside the append's lock). */
+  event?: unknown;
   payload?: string;
 }
 
