@@ -117,22 +117,42 @@ export class DurableSpool implements SessionRecorder {
     this.timer ??= setTimeout(() => this.write(), this.opts.flushMs ?? 10);
   }
 
+  /** True while a batch is being written and fsync'd; batches recorded meanwhile wait for the next write. */
+  private writing = false;
+
+  /**
+   * Writes and fsyncs the waiting batch off the event loop (the thread pool does the I/O), so
+   * statements in flight never stall behind a disk flush; one write at a time keeps the file in order.
+   */
   private write(): void {
+    if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.writing) return;
     const batch = this.batch;
     this.batch = [];
-    if (batch.length > 0 && !this.failure) {
-      const lines = batch.map((e) => JSON.stringify(e) + '\n');
-      try {
-        fs.writeSync(this.fd, lines.join(''));
-        fs.fdatasyncSync(this.fd);
+    if (batch.length === 0 || this.failure) {
+      this.settle();
+      return;
+    }
+    const lines = batch.map((e) => JSON.stringify(e) + '\n');
+    this.writing = true;
+    const done = (err: Error | null): void => {
+      this.writing = false;
+      if (err) this.failure = err;
+      else {
         batch.forEach((e, i) => this.hold({ ...e, bytes: Buffer.byteLength(lines[i]!) }));
         this.opts.onDurable?.(batch);
         this.sink?.(batch);
-      } catch (err) {
-        this.failure = err as Error;
       }
-    }
+      if (this.batch.length > 0 && !this.failure) this.write();
+      else this.settle();
+    };
+    fs.write(this.fd, lines.join(''), (err) => (err ? done(err) : fs.fdatasync(this.fd, (e) => done(e))));
+  }
+
+  /** Wakes flush() callers once nothing recorded is still unwritten. */
+  private settle(): void {
+    if (this.writing || (this.batch.length > 0 && !this.failure)) return;
     const waiters = this.waiters;
     this.waiters = [];
     waiters.forEach((w) => w());
@@ -151,7 +171,7 @@ export class DurableSpool implements SessionRecorder {
       else q.splice(0, n);
       this.unackedCount -= n;
     }
-    if (this.unackedCount === 0 && this.batch.length === 0) this.compact();
+    if (this.unackedCount === 0 && this.batch.length === 0 && !this.writing) this.compact();
   }
 
   /** Everything acknowledged: start both files afresh so the spool does not grow forever. */
@@ -163,13 +183,10 @@ export class DurableSpool implements SessionRecorder {
 
   flush(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    if (this.batch.length === 0 && !this.timer) return Promise.resolve();
+    if (this.batch.length === 0 && !this.writing) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.waiters.push(() => (this.failure ? reject(this.failure) : resolve()));
-      if (this.timer) {
-        clearTimeout(this.timer);
-        this.write();
-      }
+      if (!this.writing) this.write();
     });
   }
 
