@@ -38,6 +38,8 @@ export interface VerifyResult {
 }
 
 export const GENESIS = Buffer.alloc(32);
+/** Record separator for batch parameters. */
+const RS = '\x1e';
 
 export function recordHash(prev: Buffer, seq: number, canonical: string): Buffer {
   const pos = Buffer.alloc(8);
@@ -112,24 +114,33 @@ export class AuditChain extends SchemaTables {
       const seen = new Set(existing.rows.map((r: { session_id: string; session_seq: string }) => `${r.session_id}#${r.session_seq}`));
       let seq = Number(head.seq);
       let prev = head.hash;
-      // One JSON parameter for the whole batch: JSON.stringify is native, pg's array-literal escaping is not.
-      const rows: Array<{ seq: number; sid: string; sseq: number; payload: string; prev: string; hash: string }> = [];
+      // Payloads and hashes travel as single text parameters split by the record separator (0x1E) in
+      // PostgreSQL: no escaping work for the bulk of the bytes. JSON never holds a raw 0x1E.
+      const cols = { seq: [] as number[], sid: [] as string[], sseq: [] as number[], payload: [] as string[], prev: [] as string[], hash: [] as string[] };
       for (const r of records) {
         const k = `${r.sessionId}#${r.sessionSeq}`;
         if (seen.has(k)) continue;
         seen.add(k);
         seq++;
         const payload = r.payload ?? canonicalJson(r.event);
+        if (payload.includes(RS)) throw new Error(`record ${r.sessionId}#${r.sessionSeq}: a payload must be JSON (it holds a raw 0x1E)`);
         const hash = recordHash(prev, seq, payload);
-        rows.push({ seq, sid: r.sessionId, sseq: r.sessionSeq, payload, prev: prev.toString('hex'), hash: hash.toString('hex') });
+        cols.seq.push(seq);
+        cols.sid.push(r.sessionId);
+        cols.sseq.push(r.sessionSeq);
+        cols.payload.push(payload);
+        cols.prev.push(prev.toString('hex'));
+        cols.hash.push(hash.toString('hex'));
         prev = hash;
       }
+      const rows = cols.seq;
       if (rows.length > 0) {
         await client.query(
           `INSERT INTO ${this.t('audit_log')} (seq, session_id, session_seq, payload, prev_hash, hash)
            SELECT seq, sid, sseq, payload, decode(prev, 'hex'), decode(hash, 'hex')
-           FROM json_to_recordset($1::json) AS x(seq bigint, sid text, sseq bigint, payload text, prev text, hash text)`,
-          [JSON.stringify(rows)],
+           FROM unnest($1::bigint[], $2::text[], $3::bigint[], string_to_array($4, E'\\x1e'), string_to_array($5, E'\\x1e'), string_to_array($6, E'\\x1e'))
+             AS x(seq, sid, sseq, payload, prev, hash)`,
+          [cols.seq, cols.sid, cols.sseq, cols.payload.join(RS), cols.prev.join(RS), cols.hash.join(RS)],
         );
         await client.query(`UPDATE ${this.t('audit_head')} SET seq = $1, hash = $2 WHERE id = 1`, [seq, prev]);
       }
