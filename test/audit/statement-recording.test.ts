@@ -11,6 +11,7 @@ import { startPolicyWorld, leaked, type PolicyWorld } from '../policy/policy-har
 import { RawPg, serialize } from '../support/raw-pg.js';
 import { GROUPS } from '../policy/hospital-policy.js';
 import type { SessionEvent } from '../../agent/src/audit/events.js';
+import { startTestAgent, connectThroughAgent } from '../support/agent-harness.js';
 
 type StatementEvent = Extract<SessionEvent, { type: 'statement' }>;
 
@@ -167,5 +168,26 @@ describe('statement records keep the result as the client received it', () => {
     expect(s.sample!.maskedColumns).toEqual([1]);
     expect(s.resultSha256).toBe(sha256(frames)); // the hash still covers exactly what was sent
     expect(JSON.stringify(s)).not.toContain(String(p.ssn));
+  });
+});
+
+describe('recording.sampleRows', () => {
+  it('caps the sample at the configured size; 0 keeps no rows but still the count and the hash', async () => {
+    for (const sampleRows of [3, 0]) {
+      const agent = await startTestAgent({ issuer: w.issuer.issuer, sampleRows });
+      try {
+        const c = await connectThroughAgent(agent.port, await w.issuer.sign({ sub: `sample-${sampleRows}`, groups: ['warden-testers'] }));
+        await c.query('SELECT g FROM generate_series(1, 10) g');
+        await c.end();
+        await new Promise((r) => setTimeout(r, 100));
+        const s = (await agent.events()).filter((e): e is StatementEvent => e.type === 'statement').at(-1)!;
+        expect(s.rows).toBe(10);
+        expect(s.resultSha256).toMatch(/^[0-9a-f]{64}$/);
+        if (sampleRows === 0) expect(s.sample).toBeUndefined();
+        else expect(s.sample).toEqual({ columns: ['g'], maskedColumns: [], rows: [['1'], ['2'], ['3']], truncated: true });
+      } finally {
+        await agent.stop();
+      }
+    }
   });
 });

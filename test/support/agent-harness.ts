@@ -38,6 +38,8 @@ export interface TestAgentOptions {
   /** More targets beside the default one (for roles bound elsewhere). */
   extraTargets?: PostgresTargetConfig[];
   enforcement?: 'policy' | 'relay-only';
+  /** recording.sampleRows (result rows kept per statement); the agent's default when absent. */
+  sampleRows?: number;
 }
 
 /** Every statement kind: the default test role may do anything, but every statement is still parsed and decided. */
@@ -73,7 +75,7 @@ export async function startTestAgent(opts: TestAgentOptions): Promise<TestAgent>
     ...(opts.classification ? { classification: opts.classification } : {}),
     ...(opts.masking ? { masking: opts.masking } : {}),
     ...(opts.enforcement ? { enforcement: opts.enforcement } : {}),
-    recording: { kind: 'jsonl', path: path.join(dir, 'sessions.jsonl') },
+    recording: { kind: 'jsonl', path: path.join(dir, 'sessions.jsonl'), ...(opts.sampleRows !== undefined ? { sampleRows: opts.sampleRows } : {}) },
   };
   // Round-trip through the real validator so tests exercise the same checks as the CLI.
   const checked = parseAgentConfig(JSON.stringify(config), 'test-config');
