@@ -79,6 +79,8 @@ export class AuditChain extends SchemaTables {
         id bigserial PRIMARY KEY, size bigint NOT NULL, head_hash bytea NOT NULL,
         signed_at timestamptz NOT NULL DEFAULT now(), key_id text NOT NULL, signature bytea NOT NULL
       );
+      -- Session search (session-query.ts) starts from each session's first record.
+      CREATE INDEX IF NOT EXISTS audit_log_session_firsts ON ${this.t('audit_log')} (recorded_at) WHERE session_seq = 1;
       -- Sealed segments written to immutable storage (segments.ts): only these may ever be pruned.
       CREATE TABLE IF NOT EXISTS ${this.t('audit_segments')} (
         first_seq bigint PRIMARY KEY, last_seq bigint NOT NULL UNIQUE, checkpoint_id bigint NOT NULL,
