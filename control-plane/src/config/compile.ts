@@ -41,6 +41,7 @@ import { BUILTIN_STRATEGIES } from './builtins.js';
 import {
   classificationIds,
   columnRuleId,
+  httpRouteId,
   normalizeMask,
   strategyLookup,
   tableRuleId,
@@ -123,12 +124,38 @@ function maskSpec(m: NormalizedMask): MaskSpec {
 }
 
 function compileTarget({ spec: s }: Located<TargetSpec>): Target {
-  const pg = s.postgres;
+  const base = { name: s.name, description: s.description ?? '' };
+  if (s.http) {
+    const h = s.http;
+    return create(TargetSchema, {
+      ...base,
+      kind: {
+        case: 'http',
+        value: {
+          baseUrl: h.baseUrl,
+          authorizationRef: h.authorizationRef ?? '',
+          caFile: h.caFile ?? '',
+          maxMaskBodyBytes: h.maxMaskBodyBytes ?? 10 * 1024 * 1024,
+          timeoutMs: h.timeoutMs ?? 30_000,
+        },
+      },
+    });
+  }
+  if (s.ssh) {
+    const h = s.ssh;
+    return create(TargetSchema, {
+      ...base,
+      kind: {
+        case: 'ssh',
+        value: { host: h.host, port: h.port ?? 22, user: h.user, privateKeyRef: h.privateKeyRef, hostKeys: [...h.hostKeys], connectTimeoutMs: h.connectTimeoutMs ?? 10_000 },
+      },
+    });
+  }
+  const pg = s.postgres!;
   // Only loopback may omit tls (validation enforces it), and there plaintext is the only sensible default.
   const mode = pg.tls?.mode ?? (isLoopback(pg.host) ? 'disable' : 'verify-full');
   return create(TargetSchema, {
-    name: s.name,
-    description: s.description ?? '',
+    ...base,
     kind: {
       case: 'postgres',
       value: {
@@ -144,6 +171,18 @@ function compileTarget({ spec: s }: Located<TargetSpec>): Target {
   });
 }
 
+type ListenerProtocolInit = NonNullable<MessageInitShape<typeof ListenerSchema>['protocol']>;
+
+function listenerProtocol(s: ListenerSpec): ListenerProtocolInit {
+  const tls = (t: { certFile: string; keyFile: string } | undefined) => (t ? { tls: { certFile: t.certFile, keyFile: t.keyFile } } : {});
+  if (s.http) {
+    return { case: 'http', value: { allowPlaintext: s.http.allowPlaintext ?? false, ...tls(s.http.tls), maxRequestBytes: s.http.maxRequestBytes ?? 10 * 1024 * 1024 } };
+  }
+  if (s.ssh) return { case: 'ssh', value: { hostKeyFile: s.ssh.hostKeyFile } };
+  const pg = s.postgres!;
+  return { case: 'postgres', value: { allowPlaintext: pg.allowPlaintext ?? false, ...tls(pg.tls), maxMessageBytes: pg.maxMessageBytes ?? 64 * 1024 * 1024 } };
+}
+
 function compileListener({ spec: s }: Located<ListenerSpec>): Listener {
   return create(ListenerSchema, {
     name: s.name,
@@ -151,14 +190,7 @@ function compileListener({ spec: s }: Located<ListenerSpec>): Listener {
     address: s.address,
     port: s.port,
     agentSelector: { ...(s.agentSelector ?? {}) },
-    protocol: {
-      case: 'postgres',
-      value: {
-        allowPlaintext: s.postgres.allowPlaintext ?? false,
-        ...(s.postgres.tls ? { tls: { certFile: s.postgres.tls.certFile, keyFile: s.postgres.tls.keyFile } } : {}),
-        maxMessageBytes: s.postgres.maxMessageBytes ?? 64 * 1024 * 1024,
-      },
-    },
+    protocol: listenerProtocol(s),
   });
 }
 
@@ -230,6 +262,29 @@ function compileRole(
     maxRows: role.maxRows ?? 0,
     rowLimitAction: role.rowLimitAction === 'error' ? RowLimitAction.ERROR : RowLimitAction.TRUNCATE,
     unknownOrigin: role.unknownOrigin === 'redact' ? UnknownOriginAction.REDACT : UnknownOriginAction.REFUSE,
+    httpRoutes: (role.http?.routes ?? []).map((r, i) => ({
+      id: httpRouteId(role, i),
+      methods: [...(r.methods ?? [])],
+      path: r.path,
+      action: ACTION[r.action],
+      masks: (r.masks ?? []).map((fm) => {
+        const mask = normalizeMask(fm.mask);
+        used.add(mask.strategy);
+        return { path: fm.path, mask: maskSpec(mask) };
+      }),
+    })),
+    httpDefaultAction: ACTION[role.http?.defaultAction ?? 'deny'],
+    ...(role.ssh
+      ? {
+          ssh: {
+            shell: role.ssh.shell ?? false,
+            exec: role.ssh.exec ?? false,
+            execCommands: [...(role.ssh.execCommands ?? [])],
+            sftp: role.ssh.sftp ?? false,
+            portForwards: [...(role.ssh.portForwards ?? [])],
+          },
+        }
+      : {}),
   });
 }
 
@@ -250,6 +305,9 @@ function compileApproval(s: ApprovalRuleSpec): ApprovalRule {
       ddl: mt.ddl ?? false,
       rowLimitExceeded: mt.rowLimitExceeded ?? false,
       unmask: mt.unmask ?? false,
+      httpRoutes: [...(mt.httpRoutes ?? [])],
+      sshCommands: [...(mt.sshCommands ?? [])],
+      sshShell: mt.sshShell ?? false,
       ...(mt.time
         ? {
             time: {
