@@ -172,7 +172,7 @@ function fullBundle(): PolicyBundle {
           },
         ],
         httpDefaultAction: PolicyAction.DENY,
-        ssh: { shell: true, exec: true, execCommands: ['^ls( |$)'], sftp: false, portForwards: ['db.internal:5432'] },
+        ssh: { shell: true, exec: true, execCommands: ['^ls( |$)'], sftp: true, portForwards: ['db.internal:5432'] },
       },
     ],
     classifications: [
