@@ -16,6 +16,7 @@ import { CancelRegistry } from './engines/postgres/cancel.js';
 import { PostgresEngine } from './engines/postgres/listener.js';
 import type { ProtocolEngine } from './engines/engine.js';
 import { HttpEngine } from './engines/http/listener.js';
+import { SshEngine } from './engines/ssh/listener.js';
 import { createLogger } from './log.js';
 import { bundleFromConfig } from './config/to-bundle.js';
 import { CatalogPool } from './policy/catalog-connection.js';
@@ -123,8 +124,36 @@ export async function startAgentFromBundle(identity: AgentIdentity, bundle: Poli
     });
   };
 
+  const makeSshEngine = (l: Listener & { protocol: { case: 'ssh' } }): SshEngine => {
+    const elog = log.child({ listener: l.name });
+    return new SshEngine({
+      name: l.name,
+      address: l.address,
+      port: l.port,
+      hostKey: fs.readFileSync(path.resolve(baseDir, l.protocol.value.hostKeyFile), 'utf8'),
+      log: elog,
+      session: () => {
+        const state = current;
+        const target = state.sshTargets.get(l.target);
+        if (!target) throw new Error(`listener ${l.name}: SSH target ${l.target} is not in bundle ${state.version}`);
+        return {
+          agentId: identity.id,
+          listener: l.name,
+          auth: { verifier: state.verifier, groupMappings: (issuer: string) => state.mappingsFor(issuer), roles: state.roles, target: target.name },
+          target,
+          policy: state.sshPolicy,
+          approvals: { broker: approvals, rules: state.protocolApprovalsFor(target.name) },
+          recorder,
+          log: elog,
+          bundleVersion: state.version,
+        };
+      },
+    });
+  };
+
   const makeEngine = (l: Listener): ProtocolEngine => {
     if (l.protocol.case === 'http') return makeHttpEngine(l as Listener & { protocol: { case: 'http' } });
+    if (l.protocol.case === 'ssh') return makeSshEngine(l as Listener & { protocol: { case: 'ssh' } });
     if (l.protocol.case !== 'postgres') throw new Error(`listener ${l.name}: protocol ${l.protocol.case ?? 'unset'} is not supported by this agent`);
     const pg = l.protocol.value;
     const elog = log.child({ listener: l.name });

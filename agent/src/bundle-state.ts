@@ -26,6 +26,8 @@ import type { CatalogPool } from './policy/catalog-connection.js';
 import { ProtocolApprovalRules } from './policy/approval-rules.js';
 import { resolveHttpTarget, type HttpUpstream } from './engines/http/forward.js';
 import { HttpPolicy } from './engines/http/routes.js';
+import { resolveSshTarget, type SshUpstream } from './engines/ssh/upstream.js';
+import { SshPolicy } from './engines/ssh/decide.js';
 
 const ALG: Record<number, JwtAlgorithmName | undefined> = { [JwtAlgorithm.RS256]: 'RS256', [JwtAlgorithm.ES256]: 'ES256', [JwtAlgorithm.EDDSA]: 'EdDSA' };
 const TLS: Record<number, UpstreamTlsMode | undefined> = {
@@ -71,6 +73,8 @@ export class BundleState {
   readonly httpTargets: Map<string, HttpUpstream>;
   /** Route rules and JSON field maskers of every role, for HTTP listeners. */
   readonly httpPolicy: HttpPolicy;
+  readonly sshTargets: Map<string, SshUpstream>;
+  readonly sshPolicy: SshPolicy;
   private readonly protocolApprovals = new Map<string, ProtocolApprovalRules>();
   readonly listeners: Listener[];
   private readonly policies = new Map<string, Promise<TargetPolicy>>();
@@ -95,6 +99,8 @@ export class BundleState {
     this.targets = new Map(bundle.targets.filter((t) => t.kind.case === 'postgres').map((t) => [t.name, resolveTarget(t, opts.baseDir)]));
     this.httpTargets = new Map(bundle.targets.filter((t) => t.kind.case === 'http').map((t) => [t.name, resolveHttpTarget(t, opts.baseDir)]));
     this.httpPolicy = new HttpPolicy(bundle, opts.baseDir);
+    this.sshTargets = new Map(bundle.targets.filter((t) => t.kind.case === 'ssh').map((t) => [t.name, resolveSshTarget(t, opts.baseDir)]));
+    this.sshPolicy = new SshPolicy(bundle);
     this.listeners = bundle.listeners.filter((l) => selects(l, opts.labels));
     // Strategies and keys are checked now: a broken policy is refused whole, never half-applied.
     if (!opts.relayOnly) new CompiledPolicy(bundle, '*', opts.baseDir);
