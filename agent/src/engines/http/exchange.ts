@@ -157,7 +157,8 @@ export async function handleExchange(ctx: HttpSessionContext, req: http.Incoming
       : err instanceof MaskRefusal ? new Refusal(502, 'unmaskable_response', `Warden refused the upstream response: ${err.message}; this route's fields must be masked`)
       : new Refusal(502, 'upstream_error', `the upstream ${ctx.target.name} could not be reached: ${(err as Error).message}`);
     if (refusal.status >= 500) log.warn({ err: refusal.message }, 'request failed');
-    if (err instanceof MaskRefusal || refusal.code === 'upstream_error') statement.decision = statement.decision === 'approved' ? 'approved' : 'deny';
+    // The agent refused (bad path, policy, approver, unmaskable body): deny. An upstream failure keeps the decision made.
+    if (refusal.code !== 'upstream_error') statement.decision = 'deny';
     statement.error = { code: refusal.code, message: refusal.message };
     req.resume();
     const payload = sendJson(res, refusal.status, { error: refusal.code, message: refusal.message, ...refusal.extra });
