@@ -38,11 +38,13 @@ function agentConfig(hostKeys: string[], recordingPath: string): ReturnType<type
         groupMappings: [
           { group: 'lab-ops', role: 'lab-ops' },
           { group: 'lab-viewers', role: 'lab-viewer' },
+          { group: 'lab-files', role: 'lab-files' },
         ],
       },
       roles: [
         { name: 'lab-ops', targets: ['lab'], ssh: { shell: true, exec: true, portForwards: [`127.0.0.1:${echoPort}`] } },
         { name: 'lab-viewer', targets: ['lab'], ssh: { exec: true, execCommands: ['^(echo|ls|cat|id)( |$)'] } },
+        { name: 'lab-files', targets: ['lab'], ssh: { sftp: true } },
       ],
       recording: { kind: 'jsonl', path: recordingPath },
     }),
@@ -247,6 +249,19 @@ describe('SSH targets', () => {
     await new Promise((r) => setTimeout(r, 100));
     const denied = (await events()).filter((e) => e.type === 'statement' && e.decision === 'deny').map((e) => (e as { text: string }).text);
     expect(denied).toEqual(expect.arrayContaining(['rm -rf /tmp/nothing-here', 'shell', 'subsystem sftp', `direct-tcpip 127.0.0.1:${echoPort}`, `direct-tcpip 127.0.0.1:${sshd.port}`]));
+  });
+
+  it('gives SFTP to a role that grants it, on the real host', async () => {
+    const c = await connect(await token(['lab-files'], 'files-1'));
+    const sftp = await new Promise<ssh2.SFTPWrapper>((resolve, reject) => c.sftp((err, s) => (err ? reject(err) : resolve(s))));
+    const file = `/tmp/warden-sftp-${process.pid}.txt`;
+    await new Promise<void>((resolve, reject) => sftp.writeFile(file, 'written over sftp through warden\n', (err) => (err ? reject(err) : resolve())));
+    c.end();
+    expect(fs.readFileSync(file, 'utf8')).toBe('written over sftp through warden\n');
+    fs.rmSync(file);
+    await new Promise((r) => setTimeout(r, 100));
+    const st = (await events()).filter((e) => e.type === 'statement' && e.text === 'subsystem sftp').pop();
+    expect(st).toMatchObject({ decision: 'allow', tag: 'closed' });
   });
 
   it('refuses to connect to a host whose key is not in the configuration', async () => {
