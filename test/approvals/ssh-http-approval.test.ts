@@ -86,6 +86,21 @@ spec:
   id: ssh-rm
   match: { targets: [lab], sshCommands: ["^rm "] }
   approverGroups: [charge-nurses]
+---
+apiVersion: warden.dev/v1
+kind: ApprovalRule
+spec:
+  id: ssh-shell
+  match: { targets: [lab], sshShell: true }
+  approverGroups: [charge-nurses]
+---
+apiVersion: warden.dev/v1
+kind: ApprovalRule
+spec:
+  id: http-put-quick
+  match: { targets: [records], httpRoutes: ["^PUT /api/patients/"] }
+  approverGroups: [charge-nurses]
+  timeout: 2s
 `,
   };
 }
@@ -271,5 +286,41 @@ describe('approval on HTTP and SSH targets', () => {
     const cast = replayCast(chunks.filter((e) => e.terminal!.channel === 4).map((e) => e.terminal!.asciicast as string).join(''));
     expect(cast.header).toMatchObject({ version: 2, command: 'echo still usable' });
     expect(cast.output).toBe('still usable\n');
+  });
+
+  it('expires an HTTP request nobody decides: 403 with the reason, nothing forwarded', async () => {
+    const authorization = `Bearer ${await issuer.sign({ sub: 'bot-4', groups: ['lab-ops'] })}`;
+    const t0 = performance.now();
+    const res = await fetch(`${httpBase}/api/patients/9`, { method: 'PUT', headers: { authorization, 'content-type': 'application/json' }, body: '{"name":"x"}' });
+    expect(performance.now() - t0).toBeGreaterThan(1500);
+    expect(res.status).toBe(403);
+    expect(await res.json()).toMatchObject({ error: 'approval_refused', rule: 'http-put-quick', message: expect.stringMatching(/timed out|expired/) });
+    expect(upstreamSaw).not.toContain('PUT /api/patients/9');
+  });
+
+  it('holds the start of an interactive shell until it is approved', async () => {
+    const c = await sshConnect();
+    let out = '';
+    let err = '';
+    const code = await new Promise<number | null>((resolve, reject) => {
+      c.shell({ rows: 24, cols: 80, term: 'xterm' }, (e, ch) => {
+        if (e) return reject(e);
+        let exit: number | null = null;
+        ch.on('data', (d: Buffer) => (out += d.toString()));
+        ch.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        ch.on('exit', (x: number | null) => (exit = x));
+        ch.on('close', () => resolve(exit));
+        void (async () => {
+          const id = await pendingRequest('ssh-shell', 'shell');
+          await expect.poll(() => err).toContain(`request ${id} is waiting`);
+          expect(out).toBe('');
+          await decide(id, 'approve');
+          ch.write('echo approved-shell-$((6*7))\nexit 0\n');
+        })().catch(reject);
+      });
+    });
+    c.end();
+    expect(code).toBe(0);
+    expect(out).toContain('approved-shell-42');
   });
 });

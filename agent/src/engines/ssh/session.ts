@@ -24,6 +24,8 @@ import { TerminalRecorder } from './record.js';
 /** Exit status a refused shell or command ends with (as a shell reports "cannot execute"). */
 export const REFUSED_EXIT_STATUS = 126;
 
+const LOGIN_TIMEOUT_MS = 30_000;
+
 export interface SshSessionContext {
   agentId: string;
   listener: string;
@@ -65,6 +67,9 @@ export function runSshConnection(ctx: SshSessionContext, client: ssh2.Connection
   let endReason: SessionEndReason | undefined;
 
   client.on('error', (err) => log.debug({ err: err.message }, 'client connection error'));
+  // A connection that does not log in within the limit is dropped (it holds a socket and a handshake).
+  const loginTimer = setTimeout(() => client.end(), LOGIN_TIMEOUT_MS);
+  client.once('close', () => clearTimeout(loginTimer));
   client.on('authentication', (actx) => {
     if (!ctx.recorder.healthy) {
       // Fail closed: a session that cannot be recorded does not start.
@@ -88,6 +93,7 @@ export function runSshConnection(ctx: SshSessionContext, client: ssh2.Connection
   });
 
   client.on('ready', () => {
+    clearTimeout(loginTimer);
     const who = authed!;
     ctx.recorder.record({
       type: 'session.start', sessionId, at: at(), agentId: ctx.agentId, listener: ctx.listener, target: ctx.target.name, clientAddress,
