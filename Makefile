@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM ?= npm
 
-.PHONY: install build test lint demo bench bench-fleet proto clean
+.PHONY: install build test lint demo bench bench-fleet bench-http-ssh proto clean
 
 install:            ## install dependencies exactly as locked
 	$(NPM) ci
@@ -22,6 +22,9 @@ test: node_modules  ## the whole suite against the real PostgreSQL and Redis (se
 
 bench-fleet: build   ## git commit + signed webhook → 50 agents on the new version; writes bench/out/fleet.{txt,html,json}
 	node dist/bench/fleet.js
+
+bench-http-ssh: build ## HTTP and SSH engines vs direct (real upstream, real sshd); writes bench/out/http-ssh.json
+	node dist/bench/http-ssh.js
 
 proto: node_modules ## regenerate proto/gen from proto/warden/v1/*.proto
 	$(NPM) run -w proto generate

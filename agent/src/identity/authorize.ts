@@ -11,7 +11,7 @@ import { resolveRole } from './role-mapping.js';
 import type { TokenVerifier, VerifiedIdentity } from './token-verifier.js';
 
 export interface AuthContext {
-  verifier: TokenVerifier;
+  verifier: Pick<TokenVerifier, 'verify'>;
   /** Group → role mappings that apply to tokens from an issuer. */
   groupMappings: (issuer: string) => GroupMapping[];
   roles: Map<string, RoleConfig>;

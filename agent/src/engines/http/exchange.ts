@@ -11,7 +11,8 @@ import { createHash } from 'node:crypto';
 import type http from 'node:http';
 import { once } from 'node:events';
 import type { Logger } from 'pino';
-import { AuthError, authorizeToken, type AuthContext } from '../../identity/index.js';
+import { AuthError, type AuthContext } from '../../identity/index.js';
+import { authenticateRequest } from './authenticate.js';
 import { uuidv7 } from '../../audit/uuidv7.js';
 import type { HttpExchangeRecord, RecordedIdentity, SessionEndReason, SessionRecorder, StatementRecord } from '../../audit/events.js';
 import type { ApprovalBroker } from '../../approval/broker.js';
@@ -54,12 +55,6 @@ function sendJson(res: http.ServerResponse, status: number, body: Record<string,
   return payload;
 }
 
-function bearer(header: string | undefined): string {
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-  if (!m) throw new AuthError('no bearer token: send an OIDC access token as "Authorization: Bearer <token>"', '28P01', 'malformed');
-  return m[1]!;
-}
-
 /** Response headers that describe the upstream hop or a body the agent rewrote. */
 const RESPONSE_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'trailer', 'upgrade', 'proxy-authenticate']);
 const REWRITTEN_BODY = new Set(['content-length', 'etag', 'content-md5', 'digest']);
@@ -76,7 +71,7 @@ export async function handleExchange(ctx: HttpSessionContext, req: http.Incoming
 
   let authed;
   try {
-    authed = await authorizeToken(bearer(req.headers.authorization), ctx.auth);
+    authed = await authenticateRequest(req.headers.authorization, ctx.auth);
   } catch (err) {
     const e = err instanceof AuthError ? err : new AuthError((err as Error).message, '28000', 'no_role');
     const status = e.sqlState === '28P01' ? 401 : 403;
