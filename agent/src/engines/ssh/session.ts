@@ -67,6 +67,8 @@ export function runSshConnection(ctx: SshSessionContext, client: ssh2.Connection
   let endReason: SessionEndReason | undefined;
 
   client.on('error', (err) => log.debug({ err: err.message }, 'client connection error'));
+  // Interactive traffic: no Nagle delay (ssh2's server Connection has setNoDelay; its typings omit it).
+  (client as unknown as { setNoDelay(on: boolean): void }).setNoDelay(true);
   // A connection that does not log in within the limit is dropped (it holds a socket and a handshake).
   const loginTimer = setTimeout(() => client.end(), LOGIN_TIMEOUT_MS);
   client.once('close', () => clearTimeout(loginTimer));
