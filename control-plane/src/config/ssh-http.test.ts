@@ -103,7 +103,7 @@ describe('HTTP and SSH in the config repository', () => {
         'extra/approval.yaml spec.match.sshCommands[0] invalid-value',
       ]),
     );
-    expect(errors(r).find((e) => e.code === 'listener-protocol-mismatch')!.message).toBe('listener "lab-ssh" speaks ssh but target "records" is a http target');
+    expect(errors(r).find((e) => e.code === 'listener-protocol-mismatch')!.message).toBe('listener "lab-ssh" speaks ssh, but target "records" is an HTTP target');
     expect(errors(r).some((e) => /no-such-mask/.test(e.message))).toBe(true);
   });
 

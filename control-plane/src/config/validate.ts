@@ -126,7 +126,7 @@ function semanticChecks(m: Model, broken: ReadonlySet<string>): Diagnostic[] {
     const protocol = protocolOf(s);
     const kind = targetKind.get(s.target);
     if (kind && kind !== protocol) {
-      out.push(diag('error', l, [protocol], 'listener-protocol-mismatch', `listener "${s.name}" speaks ${protocol} but target "${s.target}" is a ${kind} target`));
+      out.push(diag('error', l, [protocol], 'listener-protocol-mismatch', `listener "${s.name}" speaks ${protocol}, but target "${s.target}" is ${A_KIND[kind]} target`));
     }
     const tlsBearing = s.postgres ?? s.http;
     if (tlsBearing && !tlsBearing.tls && !tlsBearing.allowPlaintext) {
@@ -284,6 +284,8 @@ function semanticChecks(m: Model, broken: ReadonlySet<string>): Diagnostic[] {
   }
   return out;
 }
+
+const A_KIND = { postgres: 'a PostgreSQL', http: 'an HTTP', ssh: 'an SSH' } as const;
 
 /** The protocol a Target or Listener speaks: the one of its postgres / http / ssh sections that is set. */
 export function protocolOf(spec: { postgres?: unknown; http?: unknown; ssh?: unknown }): 'postgres' | 'http' | 'ssh' {
