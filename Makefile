@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM ?= npm
 
-.PHONY: install build test lint demo bench bench-fleet bench-http-ssh proto clean
+.PHONY: install build test lint demo bench bench-fleet bench-approvals bench-http-ssh proto images clean
 
 install:            ## install dependencies exactly as locked
 	$(NPM) ci
@@ -20,6 +20,9 @@ lint: node_modules  ## type-check everything in strict mode
 test: node_modules  ## the whole suite against the real PostgreSQL and Redis (see README for env vars)
 	$(NPM) test
 
+bench-approvals: build ## approval decision → first row at the held client; writes bench/out/approvals.{txt,html,json}
+	node dist/bench/approvals.js
+
 bench-fleet: build   ## git commit + signed webhook → 50 agents on the new version; writes bench/out/fleet.{txt,html,json}
 	node dist/bench/fleet.js
 
@@ -35,6 +38,12 @@ demo: build         ## run an agent on embedded defaults with a local issuer and
 bench: build        ## pgbench direct vs agent vs pgbouncer; writes bench/out/report.{txt,html}
 	bash bench/ensure-tools.sh
 	node dist/bench/run.js
+
+IMAGE_PREFIX ?= ghcr.io/warden-dev
+IMAGE_TAG ?= 0.1.0
+images:             ## build the agent and control-plane images (needs a Docker engine; see deploy/)
+	docker build -f deploy/docker/agent.Dockerfile -t $(IMAGE_PREFIX)/warden-agent:$(IMAGE_TAG) .
+	docker build -f deploy/docker/control-plane.Dockerfile -t $(IMAGE_PREFIX)/warden-control-plane:$(IMAGE_TAG) .
 
 clean:
 	rm -rf dist bench/out

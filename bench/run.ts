@@ -19,10 +19,11 @@ import { services } from '../test/support/services.js';
 import { ensurePgbenchData, pgbench, type PgbenchResult, type PgbenchTarget } from './lib/pgbench.js';
 import { freePort, peakRssKb, startAgentProcess, startPgbouncer } from './lib/processes.js';
 import { streamQuery, type StreamResult } from './lib/stream.js';
-import { renderHtml, renderText, type ReportSection } from './lib/report.js';
+import { writeReports, type ReportSection } from './lib/report.js';
 import type { AgentConfig } from '../agent/src/config/types.js';
 import { auditAppendSection } from './lib/audit.js';
 import { fleetRollout, fleetSection } from './lib/fleet.js';
+import { approvalLatency, approvalSection } from './lib/approvals.js';
 
 const seconds = Number(process.env.WARDEN_BENCH_SECONDS ?? 10);
 const clients = Number(process.env.WARDEN_BENCH_CLIENTS ?? 8);
@@ -36,8 +37,6 @@ const pgUser = services.postgres.user;
 const log = (s: string): void => void process.stderr.write(`[bench] ${s}\n`);
 
 async function main(): Promise<void> {
-  const outDir = path.resolve('bench/out');
-  fs.mkdirSync(outDir, { recursive: true });
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-bench-'));
   const children: ChildProcess[] = [];
   const issuer = await startOidcIssuer();
@@ -175,15 +174,10 @@ async function main(): Promise<void> {
     sections.push(await auditAppendSection(log));
     // A git commit to 50 agents on the new version, webhook → control-plane process → gRPC (lib/fleet.ts).
     sections.push(fleetSection(await fleetRollout(log, { rounds: 5 })));
+    // A held statement released by an approver on the other replica (lib/approvals.ts).
+    sections.push(approvalSection(await approvalLatency(log)));
 
-    const title = 'Warden agent benchmark';
-    const meta = { date: new Date().toISOString(), host: `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}`, node: process.version };
-    const text = renderText(title, sections);
-    process.stdout.write(text);
-    fs.writeFileSync(path.join(outDir, 'report.txt'), text);
-    fs.writeFileSync(path.join(outDir, 'report.html'), renderHtml(title, sections, meta));
-    fs.writeFileSync(path.join(outDir, 'report.json'), JSON.stringify({ meta, results }, null, 2));
-    log(`reports in ${outDir}/report.{txt,html,json}`);
+    writeReports('report', 'Warden agent benchmark', sections, results, log);
   } finally {
     for (const c of children) c.kill('SIGTERM');
     await issuer.close();

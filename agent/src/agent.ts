@@ -22,6 +22,8 @@ import { bundleFromConfig } from './config/to-bundle.js';
 import { CatalogPool } from './policy/catalog-connection.js';
 import { BundleState } from './bundle-state.js';
 import { ApprovalBroker } from './approval/broker.js';
+import { meter, type AgentMetrics } from './ops/metrics.js';
+import type { UpstreamTarget } from './engines/postgres/upstream-connect.js';
 
 export interface RunningAgent {
   engines: ProtocolEngine[];
@@ -35,7 +37,16 @@ export interface RunningAgent {
    * started with. Listeners that changed are restarted. Throws (and keeps the old bundle) if invalid.
    */
   applyBundle(bundle: PolicyBundle): Promise<void>;
-  stop(): Promise<void>;
+  /** The upstreams the running listeners forward to (readiness probes them). */
+  upstreams(): UpstreamTarget[];
+  /** True from the moment stop() is called. */
+  readonly stopping: boolean;
+  /**
+   * Stops accepting, lets statements in flight finish for up to `graceMs`, ends the remaining
+   * sessions with 57P01 (each recorded with reason agent_shutdown), and flushes the recorder.
+   * A recorder given in the options is flushed but left open: its owner closes it.
+   */
+  stop(graceMs?: number): Promise<void>;
 }
 
 export interface StartOptions {
@@ -48,6 +59,8 @@ export interface StartOptions {
   /** Where held statements ask for approval; without one (single-file mode) they are refused. */
   approvals?: ApprovalBroker;
   observeApprovalWait?: (seconds: number, outcome: 'approved' | 'refused') => void;
+  /** Counts sessions, statements and masked values, and reads the agent's state when scraped. */
+  metrics?: AgentMetrics;
 }
 
 export interface AgentIdentity {
@@ -76,7 +89,9 @@ function socketKey(l: Listener): string {
 export async function startAgentFromBundle(identity: AgentIdentity, bundle: PolicyBundle, options: StartOptions = {}): Promise<RunningAgent> {
   const baseDir = options.baseDir ?? process.cwd();
   const log = options.logger ?? createLogger();
-  const recorder = options.recorder ?? new JsonlRecorder(path.resolve(baseDir, identity.recordingPath));
+  const ownRecorder = options.recorder ? null : new JsonlRecorder(path.resolve(baseDir, identity.recordingPath));
+  const recorder = options.metrics ? meter(options.recorder ?? ownRecorder!, options.metrics) : (options.recorder ?? ownRecorder!);
+  let stopping = false;
   const cancels = new CancelRegistry();
   const approvals = options.approvals ?? new ApprovalBroker({ agentId: identity.id, keys: () => ({}), managed: false });
   const catalogs = new CatalogPool(log);
@@ -189,7 +204,9 @@ export async function startAgentFromBundle(identity: AgentIdentity, bundle: Poli
           maxMessageBytes: pg?.maxMessageBytes || 64 * 1024 * 1024,
           bundleVersion: () => state.version,
           approvals,
-          ...(options.observeApprovalWait ? { observeApprovalWait: options.observeApprovalWait } : {}),
+          ...(options.observeApprovalWait || options.metrics
+            ? { observeApprovalWait: options.observeApprovalWait ?? ((seconds: number) => options.metrics!.observeApprovalWait(seconds)) }
+            : {}),
           ...(state.relayOnly
             ? {}
             : {
@@ -227,6 +244,10 @@ export async function startAgentFromBundle(identity: AgentIdentity, bundle: Poli
     throw err;
   }
   log.info({ version: current.version, listeners: Object.fromEntries(addresses) }, 'agent started');
+  options.metrics?.attach({
+    activeSessions: () => [...engines.values()].reduce((n, e) => n + e.engine.activeSessions, 0),
+    configVersion: () => current.version,
+  });
 
   return {
     get engines() {
@@ -238,18 +259,29 @@ export async function startAgentFromBundle(identity: AgentIdentity, bundle: Poli
       return current.version;
     },
     async applyBundle(next: PolicyBundle) {
+      // A bundle arriving while sessions drain must not open listeners again.
+      if (stopping) throw new Error('the agent is shutting down; the bundle is applied by the next start');
       const state = makeState(next);
       const previous = current.version;
       current = state;
       await reconcile();
       log.info({ version: state.version, previous }, 'bundle applied');
     },
-    async stop() {
+    upstreams() {
+      const names = new Set(current.listeners.map((l) => l.target));
+      return [...current.targets.values()].filter((t) => names.has(t.name));
+    },
+    get stopping() {
+      return stopping;
+    },
+    async stop(graceMs = 0) {
+      stopping = true;
+      // Held statements are refused first, so their sessions can end within the grace period.
       approvals.close('the agent is shutting down');
-      await Promise.all([...engines.values()].map((e) => e.engine.stop()));
+      await Promise.all([...engines.values()].map((e) => e.engine.stop(graceMs)));
       await catalogs.close();
-      await recorder.flush().catch(() => undefined);
-      await recorder.close();
+      await recorder.flush().catch((err: unknown) => log.error({ err: (err as Error).message }, 'session records could not be flushed'));
+      await ownRecorder?.close();
     },
   };
 }

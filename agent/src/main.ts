@@ -13,6 +13,9 @@ import { resolveSecret } from './config/secrets.js';
 import { startAgent } from './agent.js';
 import { startManagedAgent } from './control/managed-agent.js';
 import { createLogger } from './log.js';
+import { AgentMetrics } from './ops/metrics.js';
+import { agentReadiness, startOpsServer, type OpsServer } from './ops/ops-server.js';
+import type { RunningAgent } from './agent.js';
 
 const { values } = parseArgs({
   options: {
@@ -24,6 +27,8 @@ const { values } = parseArgs({
     label: { type: 'string', multiple: true },
     'ca-file': { type: 'string' },
     insecure: { type: 'boolean' },
+    ops: { type: 'string' },
+    'shutdown-grace': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -32,6 +37,8 @@ const usage = `usage:
   warden-agent --config <agent.yaml>
   warden-agent --control-plane <host:port> --state-dir <dir> [--ca-file ca.pem | --insecure]
                [--enroll-token env:NAME|file:PATH --name <agent-name> --label key=value ...]
+  common:      [--ops <address:port>]      /healthz, /readyz, /metrics (config: ops: { address, port })
+               [--shutdown-grace <secs>]   on SIGTERM, time for statements in flight (config: shutdown.graceSeconds; default 25)
 
 Runs a Warden agent. PostgreSQL clients connect to its listeners with an OIDC
 token as password; the agent verifies it, maps groups to a role, enforces the
@@ -42,7 +49,7 @@ once with a token, and enforces the signed bundles it receives.
 examples:
   warden-agent --config deploy/examples/agent.yaml
   WARDEN_ENROLL=... warden-agent --control-plane cp.internal:7443 --ca-file ca.pem \\
-      --state-dir /var/lib/warden --enroll-token env:WARDEN_ENROLL --name db-east-1 --label site=east
+      --state-dir /var/lib/warden --enroll-token env:WARDEN_ENROLL --name db-east-1 --label site=east --ops 0.0.0.0:9090
 `;
 
 if (values.help || (!values.config && !values['control-plane'])) {
@@ -51,12 +58,28 @@ if (values.help || (!values.config && !values['control-plane'])) {
 }
 
 const log = createLogger();
+const metrics = new AgentMetrics();
+/** `address:port` (the last colon splits, so IPv6 literals work). */
+function hostPort(flag: string, value: string): { address: string; port: number } {
+  const i = value.lastIndexOf(':');
+  const port = Number(value.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError('command line', [`${flag}: expected address:port, got "${value}"`]);
+  return { address: value.slice(0, i).replace(/^\[|\]$/g, ''), port };
+}
 try {
-  let stop: () => Promise<void>;
+  let stop: (graceMs: number) => Promise<void>;
+  let running: () => RunningAgent | null;
+  let opsAddress = values.ops ? hostPort('--ops', values.ops) : undefined;
+  let graceSeconds = values['shutdown-grace'] !== undefined ? Number(values['shutdown-grace']) : undefined;
+  if (graceSeconds !== undefined && !(graceSeconds >= 0)) throw new ConfigError('command line', ['--shutdown-grace: expected seconds (0 or more)']);
   if (values.config) {
     const file = values.config;
-    const agent = await startAgent(loadAgentConfig(file), { baseDir: path.dirname(path.resolve(file)), logger: log, configFile: path.resolve(file) });
-    stop = () => agent.stop();
+    const config = loadAgentConfig(file);
+    opsAddress ??= config.ops;
+    graceSeconds ??= config.shutdown?.graceSeconds;
+    const agent = await startAgent(config, { baseDir: path.dirname(path.resolve(file)), logger: log, configFile: path.resolve(file), metrics });
+    stop = (graceMs) => agent.stop(graceMs);
+    running = () => agent;
   } else {
     const stateDir = values['state-dir'];
     if (!stateDir) throw new ConfigError('command line', ['--state-dir is required in managed mode']);
@@ -70,17 +93,29 @@ try {
       stateDir,
       log,
       recordingPath: path.join(stateDir, 'sessions.jsonl'),
+      metrics,
       ...(values['enroll-token'] ? { enrollment: { token: resolveSecret(values['enroll-token']), name: values.name ?? 'agent', labels } } : {}),
     });
-    stop = () => managed.stop();
+    stop = (graceMs) => managed.stop(graceMs);
+    running = () => managed.agent;
   }
+  let ops: OpsServer | undefined;
+  if (opsAddress) {
+    ops = await startOpsServer({ ...opsAddress, metrics, readiness: agentReadiness(running), log });
+  }
+  const graceMs = (graceSeconds ?? 25) * 1000;
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'shutting down');
-    stop().then(
-      () => process.exit(0),
+    log.info({ signal, graceMs }, 'shutting down: no new sessions; statements in flight may finish');
+    // The ops endpoint stays up meanwhile: /readyz answers 503 so load balancers stop sending clients.
+    stop(graceMs).then(
+      async () => {
+        await ops?.close();
+        log.info('stopped; session records flushed');
+        process.exit(0);
+      },
       (err: unknown) => {
         log.error({ err }, 'shutdown failed');
         process.exit(1);

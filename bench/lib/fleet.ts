@@ -34,7 +34,7 @@ import {
   waitForReady,
   type ControlPlaneProcess,
 } from '../../test/support/control-plane-processes.js';
-import type { ReportSection } from './report.js';
+import { quantile, type ReportSection } from './report.js';
 
 export interface FleetResult {
   agents: number;
@@ -43,10 +43,6 @@ export interface FleetResult {
   rounds: Array<{ sha: string; webhookMs: number; allAppliedMs: number; apiConfirmedMs: number }>;
 }
 
-const quantile = (xs: number[], q: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
-};
 
 export async function fleetRollout(log: (s: string) => void, opts: { agents?: number; rounds?: number } = {}): Promise<FleetResult> {
   const count = opts.agents ?? 50;

@@ -1,9 +1,18 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 /** Benchmark reports: a text table for the terminal and a self-contained HTML page. */
 
 export interface ReportRow {
   name: string;
   value: string;
   note?: string;
+}
+
+/** The q-quantile (0..1) of a sample, nearest rank. */
+export function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
 }
 
 export interface ReportSection {
@@ -38,4 +47,17 @@ export function renderHtml(title: string, sections: ReportSection[], meta: Recor
 <style>body{font:14px/1.4 system-ui,sans-serif;margin:2rem;max-width:60rem}table{border-collapse:collapse;margin:.5rem 0 1.5rem}
 td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}.num{text-align:right;font-variant-numeric:tabular-nums}
 @media print{body{margin:0}}</style></head><body><h1>${escape(title)}</h1><table>${metaRows}</table>${body}</body></html>\n`;
+}
+
+/** Prints the report and writes bench/out/<name>.{txt,html,json} (the JSON keeps the raw results). */
+export function writeReports(name: string, title: string, sections: ReportSection[], results: unknown, log: (s: string) => void): void {
+  const outDir = path.resolve('bench/out');
+  fs.mkdirSync(outDir, { recursive: true });
+  const meta = { date: new Date().toISOString(), host: `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}`, node: process.version };
+  const text = renderText(title, sections);
+  process.stdout.write(text);
+  fs.writeFileSync(path.join(outDir, `${name}.txt`), text);
+  fs.writeFileSync(path.join(outDir, `${name}.html`), renderHtml(title, sections, meta));
+  fs.writeFileSync(path.join(outDir, `${name}.json`), JSON.stringify({ meta, results }, null, 2));
+  log(`reports in ${outDir}/${name}.{txt,html,json}`);
 }

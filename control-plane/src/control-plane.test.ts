@@ -97,6 +97,10 @@ describe('control plane', () => {
     const token = await issuer.sign({ sub: 'auditor', groups: ['auditors'] }, { audience: 'warden-api' });
     const attempt = await (await fetch(`http://127.0.0.1:${cp.port}/v1/config/attempts/latest`, { headers: { authorization: `Bearer ${token}` } })).json();
     expect(attempt).toMatchObject({ sha: bad, ok: false });
+    const versions = (await (await fetch(`http://127.0.0.1:${cp.port}/v1/config/versions`, { headers: { authorization: `Bearer ${token}` } })).json()) as { versions: Array<{ version: string }> };
+    expect(versions.versions[0]!.version).toBe(good);
+    expect(versions.versions.map((v) => v.version)).not.toContain(bad);
+    expect(versions.versions.length).toBeGreaterThanOrEqual(2);
     const metrics = await (await fetch(`http://127.0.0.1:${cp.port}/metrics`)).text();
     expect(metrics).toMatch(/^warden_config_rejected_total 1$/m);
     expect(metrics).toContain(`warden_config_version_info{version="${good}"} 1`);

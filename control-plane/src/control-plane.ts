@@ -5,6 +5,7 @@
  * to the agents that dial in.
  */
 import fs from 'node:fs';
+import type { KeyObject } from 'node:crypto';
 import os from 'node:os';
 import pg from 'pg';
 import { AgentRegistry } from './distribution/agent-registry.js';
@@ -34,6 +35,8 @@ import { ApprovalService, type Approver } from './approvals/approval-service.js'
 import { LocalApprovalBus, RedisApprovalBus, type ApprovalBus } from './approvals/approval-bus.js';
 import { slackRoutes, startSlackNotifier } from './approvals/slack.js';
 import enrollmentTokenRoutes from './api/routes/enrollment-tokens.js';
+import evidenceRoutes from './api/routes/evidence.js';
+import { collectEvidence } from './evidence/collect.js';
 
 export interface ControlPlaneConfig {
   /**
@@ -71,9 +74,13 @@ export interface RunningControlPlane {
   registry: AgentRegistry;
   distribution: Distribution;
   approvals: ApprovalService;
+  /** The control plane's Ed25519 public key (bundles, approval records; also at GET /v1/keys). */
+  publicKey: KeyObject;
   grpcPort: number;
   watcher: RepoWatcher<PolicyBundle>;
   port: number;
+  /** Prometheus metrics served at /metrics (approvals observe their wait here). */
+  metrics: ControlPlaneMetrics;
   /** Called with each new good bundle (gRPC distribution hooks in here). */
   onBundle(listener: (bundle: PolicyBundle) => void): void;
   stop(): Promise<void>;
@@ -163,17 +170,19 @@ export async function startControlPlane(
     : undefined;
 
   const metrics = new ControlPlaneMetrics({ currentVersion: () => watcher.current?.sha, connectedAgents: () => distribution.connected.length });
+  approvals.on('closed', (_id, _state, seconds) => metrics.observeApprovalWait(seconds));
   watcher.on('bundle', () => metrics.configApplied.inc());
   watcher.on('rejected', () => metrics.configRejected.inc());
   const api = await buildApi({
     logger: opts.log,
     people: { verifier: new TokenVerifier(config.people.issuers), capabilities: config.people.capabilities },
     health: { ready: () => watcher.current !== undefined },
-    config: { current: () => watcher.current, lastAttempt: () => watcher.lastAttempt },
+    config: { current: () => watcher.current, lastAttempt: () => watcher.lastAttempt, history: () => bundles.history() },
     agents: { list: agents },
     register: async (app: FastifyInstance) => {
       await app.register(metricsRoutes, { metrics });
       await app.register(approvalRoutes, { service: approvals, store: approvalStore });
+      await app.register(evidenceRoutes, { collect: (period) => collectEvidence({ pool, schema, publicKey: key.publicKey }, period) });
       await app.register(keyRoutes, { keys: [{ keyId: key.keyId, uses: ['bundles', 'approvals'], publicKey: key.publicKey }] });
       if (slack) await app.register(slackRoutes, { cfg: slack, service: approvals, bus, log: opts.log });
       await app.register(enrollmentTokenRoutes, { create: (o) => registry.createToken(o) });
@@ -193,8 +202,10 @@ export async function startControlPlane(
     registry,
     distribution,
     approvals,
+    publicKey: key.publicKey,
     grpcPort: grpcServer.port,
     watcher,
+    metrics,
     port: typeof addr === 'object' && addr ? addr.port : config.http.port,
     onBundle(listener) {
       watcher.on('bundle', (applied) => listener(applied.bundle));

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
-import { pino } from 'pino';
+import { createLogger } from '../../agent/src/log.js';
 import { startControlPlane, type ControlPlaneConfig } from './control-plane.js';
 
 const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
@@ -33,7 +33,7 @@ example config:
   process.exit(values.help ? 0 : 2);
 }
 
-const log = pino({ name: 'warden-control-plane', level: process.env.WARDEN_LOG_LEVEL ?? 'info' });
+const log = createLogger(undefined, { name: 'warden-control-plane' });
 const file = path.resolve(values.config);
 const config = parse(fs.readFileSync(file, 'utf8')) as ControlPlaneConfig;
 for (const key of ['repository', 'branch', 'http', 'grpc', 'signingKeyFile', 'people'] as const) {
@@ -49,11 +49,21 @@ const cp = await startControlPlane({ ...config, pollIntervalMs: config.pollInter
   process.exit(1);
 });
 log.info({ http: cp.port, grpc: cp.grpcPort }, 'control plane started');
-const stop = (): void => {
+let stopping = false;
+const stop = (signal: string): void => {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, 'shutting down: API and gRPC close, agents reconnect to another replica');
   cp.stop().then(
-    () => process.exit(0),
-    () => process.exit(1),
+    () => {
+      log.info('control plane stopped');
+      process.exit(0);
+    },
+    (err: unknown) => {
+      log.error({ err }, 'shutdown failed');
+      process.exit(1);
+    },
   );
 };
-process.on('SIGINT', stop);
-process.on('SIGTERM', stop);
+process.on('SIGINT', () => stop('SIGINT'));
+process.on('SIGTERM', () => stop('SIGTERM'));

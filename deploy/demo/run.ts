@@ -1,108 +1,134 @@
 /**
- * `make demo`: an OIDC issuer and a Warden agent in front of the local
- * PostgreSQL, then a scripted AI-agent session through the agent: a
- * verified login and queries, a forged token refused, and where the
- * session record landed. Leaves the stack running until Ctrl-C (or exits
- * at once with WARDEN_DEMO_EXIT=1, as CI runs it).
+ * `make demo`: the whole stack on embedded defaults (see stack.ts), then a
+ * scripted AI-agent session through the agent — a masked read, refusals, a
+ * forged token, a risky query held until a charge nurse approves it with
+ * the `warden` CLI — and the audit trail it left in the control plane.
+ * Leaves the stack running until Ctrl-C (or exits at once with
+ * WARDEN_DEMO_EXIT=1, as CI runs it).
  */
-import fs from 'node:fs';
-import os from 'node:os';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import pg from 'pg';
-import { pino } from 'pino';
-import { startOidcIssuer } from '../../test/support/oidc-issuer.js';
-import { services } from '../../test/support/services.js';
-import { startAgent } from '../../agent/src/agent.js';
-import { parseAgentConfig } from '../../agent/src/config/load.js';
-import { readJsonl } from '../../agent/src/audit/jsonl-recorder.js';
-import { loadPhi } from '../../test/fixtures/phi/generate.js';
-import { hospitalPolicy } from '../../test/policy/hospital-policy.js';
+import { CLIENTS, SCHEMA, startDemoStack, type DemoStack } from './stack.js';
 
 const say = (s = ''): void => void process.stdout.write(s + '\n');
+type PgError = { code: string; message: string };
 
-async function main(): Promise<void> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-demo-'));
-  const issuer = await startOidcIssuer({
-    clients: [{ clientId: 'clinical-analytics-bot', clientSecret: 'demo-secret', groups: ['ai-clinical-analytics'], audience: 'warden' }],
-  });
-  const wantedPort = Number(process.env.WARDEN_DEMO_PORT ?? 6432);
-  // Synthetic PHI (never real data) in a schema of its own.
-  const schema = 'warden_demo';
-  const loader = new pg.Client({ ...services.postgres });
-  await loader.connect();
-  await loadPhi(loader, { patients: 500, schema });
-  await loader.end();
-  const policy = hospitalPolicy(schema);
-  const config = parseAgentConfig(
-    JSON.stringify({
-      agent: { id: 'demo-agent' },
-      listeners: [{ name: 'pg', protocol: 'postgres', address: '127.0.0.1', port: wantedPort, target: 'clinical', allowPlaintext: true }],
-      targets: [{ name: 'clinical', kind: 'postgres', host: services.postgres.host, port: services.postgres.port, database: services.postgres.database, user: services.postgres.user }],
-      identity: { issuers: [{ issuer: issuer.issuer, audience: 'warden' }], groupMappings: policy.groupMappings },
-      roles: policy.roles,
-      classification: policy.classification,
-      masking: policy.masking,
-      recording: { kind: 'jsonl', path: path.join(dir, 'sessions.jsonl') },
-    }),
-    'demo',
+/** The `warden` CLI as a person runs it: compiled when the demo runs from dist/, through tsx otherwise. */
+function warden(args: string[], env: Record<string, string>): Promise<string> {
+  const here = fileURLToPath(import.meta.url);
+  const fromDist = here.includes(`${path.sep}dist${path.sep}`);
+  const root = path.resolve(path.dirname(here), fromDist ? '../../..' : '../..');
+  const argv = fromDist ? [path.join(root, 'dist/control-plane/src/cli/warden.js'), ...args] : ['--import', 'tsx', path.join(root, 'control-plane/src/cli/warden.ts'), ...args];
+  return new Promise((resolve, reject) =>
+    execFile(process.execPath, argv, { cwd: root, env: { ...process.env, ...env } }, (err, stdout, stderr) => (err ? reject(new Error(`${stderr || stdout}`)) : resolve(stdout.trim()))),
   );
-  const agent = await startAgent(config, { baseDir: dir, logger: pino({ level: 'warn' }) });
-  const port = agent.addresses.get('pg')!.port;
-  say(`Warden demo: issuer ${issuer.issuer}, agent on 127.0.0.1:${port} → PostgreSQL ${services.postgres.host}:${services.postgres.port}/${services.postgres.database}`);
+}
 
-  // 1. The AI agent gets a token with the client-credentials grant, as it would from a real IdP.
-  const res = await fetch(`${issuer.issuer}/token`, {
+async function clientCredentialsToken(stack: DemoStack, clientId: string): Promise<string> {
+  const c = CLIENTS.find((x) => x.clientId === clientId)!;
+  const res = await fetch(`${stack.issuer.issuer}/token`, {
     method: 'POST',
-    headers: {
-      authorization: 'Basic ' + Buffer.from('clinical-analytics-bot:demo-secret').toString('base64'),
-      'content-type': 'application/x-www-form-urlencoded',
-    },
+    headers: { authorization: 'Basic ' + Buffer.from(`${c.clientId}:${c.clientSecret}`).toString('base64'), 'content-type': 'application/x-www-form-urlencoded' },
     body: 'grant_type=client_credentials',
   });
-  const { access_token: token } = (await res.json()) as { access_token: string };
-  say('\n1. token fetched with client_credentials; connecting with it as the password');
-  const client = new pg.Client({ host: '127.0.0.1', port, database: 'clinical', user: 'clinical-analytics-bot', password: token });
-  await client.connect();
-  say('   role clinical-analytics: identifiers redacted or tokenised, dates of birth as years, ZIP3');
-  const r = await client.query(`SELECT id, mrn, first_name, last_name, ssn, dob, zip, sex FROM ${schema}.patients ORDER BY id LIMIT 3`);
-  for (const row of r.rows) say(`   ${[row.id, row.mrn, row.first_name, row.last_name, row.ssn, row.dob, row.zip, row.sex].join('  ')}`);
-  say('\n   a query outside the role is refused with a PostgreSQL error:');
-  await client.query(`SELECT body FROM ${schema}.clinical_notes LIMIT 1`).then(
-    () => say('   UNEXPECTED: answered'),
-    (err: { code: string; message: string }) => say(`   ${err.code} ${err.message}`),
-  );
-  await client.query(`SELECT ssn::int FROM ${schema}.patients`).then(
-    () => say('   UNEXPECTED: answered'),
-    (err: { code: string; message: string }) => say(`   ${err.code} ${err.message}`),
-  );
-  await client.end();
+  return ((await res.json()) as { access_token: string }).access_token;
+}
 
-  // 2. A forged token: signed by nobody the agent trusts.
-  say('\n2. a tampered token is refused before anything reaches the database');
-  const forged = new pg.Client({ host: '127.0.0.1', port, database: 'clinical', user: 'x', password: issuer.tamper(token) });
+async function script(stack: DemoStack): Promise<void> {
+  const { port } = stack;
+  const connect = (user: string, password: string): pg.Client => new pg.Client({ host: '127.0.0.1', port, database: 'clinical', user, password });
+
+  say('\n1. The clinical-analytics AI agent fetches a token (client credentials) and connects with it as the password');
+  say(`   $ warden token --issuer ${stack.issuer.issuer} --client-id clinical-analytics-bot --client-secret env:ANALYTICS_SECRET --audience warden`);
+  const analyticsSecret = CLIENTS.find((x) => x.clientId === 'clinical-analytics-bot')!.clientSecret;
+  const token = await warden(['token', '--issuer', stack.issuer.issuer, '--client-id', 'clinical-analytics-bot', '--client-secret', 'env:ANALYTICS_SECRET', '--audience', 'warden'], { ANALYTICS_SECRET: analyticsSecret });
+  say(`   ${token.slice(0, 24)}… (a signed JWT, valid for an hour)`);
+  const analytics = connect('clinical-analytics-bot', token);
+  await analytics.connect();
+  say('   role clinical-analytics: names redacted, MRNs tokenised, SSNs partial, birth dates as years, ZIP3');
+  const r = await analytics.query(`SELECT id, mrn, first_name, last_name, ssn, dob, zip, sex FROM ${SCHEMA}.patients ORDER BY id LIMIT 3`);
+  for (const row of r.rows) say(`   ${[row.id, row.mrn, row.first_name, row.last_name, row.ssn, row.dob, row.zip, row.sex].join('  ')}`);
+
+  say('\n2. Outside the role: refused with a PostgreSQL error, nothing reaches the database');
+  for (const sql of [`SELECT insurer FROM ${SCHEMA}.billing LIMIT 1`, `SELECT ssn::int FROM ${SCHEMA}.patients`]) {
+    await analytics.query(sql).then(
+      () => say('   UNEXPECTED: answered'),
+      (err: PgError) => say(`   ${err.code} ${err.message}`),
+    );
+  }
+  await analytics.end();
+
+  say('\n3. A tampered token is refused at login');
+  const forged = connect('x', stack.issuer.tamper(token));
   await forged.connect().then(
     () => say('   UNEXPECTED: accepted'),
-    (err: { code: string; message: string }) => say(`   refused: ${err.code} ${err.message}`),
+    (err: PgError) => say(`   refused: ${err.code} ${err.message}`),
   );
 
-  await agent.recorder.flush();
-  const events = readJsonl(path.join(dir, 'sessions.jsonl'));
-  say(`\n3. session record (${events.length} events) in ${path.join(dir, 'sessions.jsonl')}:`);
-  for (const e of events) say(`   ${e.type}${e.type === 'statement' ? `  ${e.decision}  ${e.tag ?? e.error?.code}  ${e.text.slice(0, 70)}` : ''}`);
+  say('\n4. The care-coordination agent asks for a patient\'s phone number: held until a charge nurse approves');
+  const care = connect('care-coordination-bot', await clientCredentialsToken(stack, 'care-coordination-bot'));
+  let requestId = '';
+  const noticed = new Promise<void>((resolve) =>
+    care.on('notice', (n) => {
+      say(`   NOTICE: ${n.message}`);
+      requestId = /request (\S+) is waiting/.exec(n.message ?? '')?.[1] ?? requestId;
+      if (requestId) resolve();
+    }),
+  );
+  await care.connect();
+  const patient = stack.phi.rows.patients[6]!;
+  const held = care.query(`SELECT id, first_name, phone FROM ${SCHEMA}.patients WHERE id = ${patient.id}`);
+  await noticed;
+  for (let i = 0; i < 200 && !(await stack.cp.approvals.known(requestId)); i++) await new Promise((r2) => setTimeout(r2, 10));
+  const api = `http://127.0.0.1:${stack.cp.port}`;
+  const nurseToken = await stack.issuer.sign({ sub: 'nurse.rivera', groups: ['charge-nurses'] }, { audience: 'warden-api', expiresIn: 3600 });
+  const env = { WARDEN_DEMO_APPROVER_TOKEN: nurseToken };
+  say(`   $ warden approvals list --state pending --api ${api} --token env:WARDEN_DEMO_APPROVER_TOKEN`);
+  say((await warden(['approvals', 'list', '--state', 'pending', '--api', api, '--token', 'env:WARDEN_DEMO_APPROVER_TOKEN'], env)).replace(/^/gm, '   '));
+  say(`   $ warden approvals approve ${requestId} --comment "discharge follow-up call"`);
+  say((await warden(['approvals', 'approve', requestId, '--comment', 'discharge follow-up call', '--api', api, '--token', 'env:WARDEN_DEMO_APPROVER_TOKEN'], env)).replace(/^/gm, '   '));
+  const released = await held;
+  for (const row of released.rows) say(`   released: ${row.id}  ${row.first_name}  ${row.phone}`);
+  await care.end();
 
-  say(`\nConnect yourself:\n  export PGPASSWORD=$(curl -s -u clinical-analytics-bot:demo-secret -d grant_type=client_credentials ${issuer.issuer}/token | sed 's/.*"access_token":"\\([^"]*\\)".*/\\1/')\n  psql "host=127.0.0.1 port=${port} dbname=clinical user=me"`);
+  say('\n5. The audit trail in the control plane (hash chain, streamed by the agent)');
+  for (let i = 0; i < 100; i++) {
+    const count = (await stack.cp.audit.verify(stack.cp.publicKey)).checked;
+    if (count >= 10) break;
+    await new Promise((r2) => setTimeout(r2, 50));
+  }
+  const verified = await stack.cp.audit.verify(stack.cp.publicKey);
+  say(`   ${verified.checked} records, chain ${verified.ok ? 'verified' : `BROKEN: ${verified.problem?.detail}`}`);
 
-  const stop = async (): Promise<void> => {
-    await agent.stop();
-    await issuer.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-    const cleanup = new pg.Client({ ...services.postgres });
-    await cleanup.connect();
-    await cleanup.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await cleanup.end();
-    process.exit(0);
+  say('\n6. Evidence for the auditors, for today');
+  const day = new Date().toISOString().slice(0, 10);
+  const out = path.join(stack.dir, 'evidence');
+  say(`   $ warden evidence export --from ${day} --to ${day} --out ${out}`);
+  const auditor = await stack.issuer.sign({ sub: 'auditor.chen', groups: ['compliance'] }, { audience: 'warden-api', expiresIn: 3600 });
+  say((await warden(['evidence', 'export', '--from', day, '--to', day, '--out', out, '--api', api, '--token', 'env:WARDEN_DEMO_AUDITOR_TOKEN'], { WARDEN_DEMO_AUDITOR_TOKEN: auditor })).replace(/^/gm, '   '));
+
+  say(`\nConnect yourself (a token from the demo IdP, then psql through the agent):
+  export PGPASSWORD="$(ANALYTICS_SECRET=${analyticsSecret} warden token --issuer ${stack.issuer.issuer} --client-id clinical-analytics-bot --client-secret env:ANALYTICS_SECRET --audience warden)"
+  psql "host=127.0.0.1 port=${port} dbname=clinical user=me"
+(warden is node dist/control-plane/src/cli/warden.js after make build.) Control plane API: ${api}/openapi.json`);
+}
+
+async function main(): Promise<void> {
+  const stack = await startDemoStack({ port: Number(process.env.WARDEN_DEMO_PORT ?? 6432), progress: (s) => say(`[demo] ${s}`) });
+  say(`Warden demo: agent on 127.0.0.1:${stack.port}, control plane API on 127.0.0.1:${stack.cp.port}, IdP ${stack.issuer.issuer}`);
+  const stop = async (code = 0): Promise<void> => {
+    await stack.stop().catch(() => undefined);
+    process.exit(code);
   };
-  if (process.env.WARDEN_DEMO_EXIT === '1' || process.env.CI) return stop();
+  try {
+    await script(stack);
+  } catch (err) {
+    process.stderr.write(`demo failed: ${(err as Error).stack ?? String(err)}\n`);
+    return stop(1);
+  }
+  if (process.env.WARDEN_DEMO_EXIT === '1' || process.env.CI) return stop(0);
   say('\nRunning until Ctrl-C.');
   process.on('SIGINT', () => void stop());
   process.on('SIGTERM', () => void stop());

@@ -197,6 +197,8 @@ async function waitForState(id: string, state: string): Promise<void> {
 
 describe('just-in-time approval', () => {
   it('holds a request for contact details until two charge nurses approve on the other replica, then returns them unmasked', async () => {
+    const announcedOnB: string[] = [];
+    cpB.approvals.on('announced', (id) => announcedOnB.push(id));
     const c = await client('care-bot', 'care-coordinators');
     const patient = rows.patients[2]!;
     const query = c.query(`SELECT id, first_name, phone FROM ${PHI}.patients WHERE mrn = '${patient.mrn}'`);
@@ -204,6 +206,8 @@ describe('just-in-time approval', () => {
     void query.then(() => (settled = true), () => (settled = true));
     const id = await heldRequestId(c);
     expect(c.notices[0]).toContain('rule care-contact-unmask');
+    // Replica B heard of the request through Redis, though the agent talks to replica A.
+    await expect.poll(() => announcedOnB).toContain(id);
 
     const pending = await api(cpB, 'GET', '/v1/approvals?state=pending', await person('nurse-1', ['charge-nurses']));
     const listed = (pending.json.approvals as Array<Record<string, unknown>>).find((a) => a.id === id)!;
@@ -278,6 +282,9 @@ describe('just-in-time approval', () => {
     const denied = await warden(['approvals', 'deny', id, '--comment', 'not during month-end close', ...apiFlags]);
     expect(denied).toMatchObject({ code: 0, stdout: expect.stringContaining(`request ${id} is denied`) });
     expect(await query).toMatchObject({ code: '42501', message: expect.stringMatching(/denied by lead-1: not during month-end close/) });
+    // The replica that closed it counted how long it waited.
+    const metrics = await (await fetch(`http://127.0.0.1:${cpA.port}/metrics`)).text();
+    expect(Number(/^warden_approval_wait_seconds_count (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
     const d = await directClient();
     expect((await d.query(`SELECT count(*)::int AS n FROM ${PHI}.billing WHERE insurer = 'self-pay'`)).rows[0].n).toBe(0);
     await d.end();

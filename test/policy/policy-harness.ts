@@ -4,7 +4,7 @@
  */
 import type pg from 'pg';
 import { startOidcIssuer, type TestIssuer } from '../support/oidc-issuer.js';
-import { connectThroughAgent, directClient, startTestAgent, type TestAgent } from '../support/agent-harness.js';
+import { connectThroughAgent, directClient, startTestAgent, type TestAgent, type TestAgentOptions } from '../support/agent-harness.js';
 import { loadPhi, phiValues, type PhiRows } from '../fixtures/phi/generate.js';
 import { hospitalPolicy, GROUPS } from './hospital-policy.js';
 import { RawPg, serialize } from '../support/raw-pg.js';
@@ -23,14 +23,14 @@ export interface PolicyWorld {
   close(): Promise<void>;
 }
 
-export async function startPolicyWorld(name: string, patients = 120): Promise<PolicyWorld> {
+export async function startPolicyWorld(name: string, patients = 120, agentOptions: Partial<TestAgentOptions> = {}): Promise<PolicyWorld> {
   const schema = `${name}_${process.pid}`;
   const direct = await directClient();
   const { rows } = await loadPhi(direct, { patients, schema, seed: 7 });
   await direct.end();
   const issuer = await startOidcIssuer();
   const policy = hospitalPolicy(schema);
-  const agent = await startTestAgent({ issuer: issuer.issuer, ...policy });
+  const agent = await startTestAgent({ issuer: issuer.issuer, ...policy, ...agentOptions });
   const secrets = [...phiValues(rows, ['name', 'ssn', 'mrn', 'phone', 'email', 'address', 'dob'])].filter((s) => s.length >= 4);
   const tokenFor = (group: keyof typeof GROUPS, sub = `${group}-bot`): Promise<string> => issuer.sign({ sub, groups: [GROUPS[group]] });
   return {

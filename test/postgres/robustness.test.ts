@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import { waitForPort } from '../support/processes.js';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -167,18 +168,7 @@ describe('streaming and backpressure', () => {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, WARDEN_LOG_LEVEL: 'warn' },
     });
-    for (let i = 0; i < 100; i++) {
-      const ok = await new Promise<boolean>((resolve) => {
-        const s = net.connect({ host: '127.0.0.1', port }, () => {
-          s.destroy();
-          resolve(true);
-        });
-        s.on('error', () => resolve(false));
-      });
-      if (ok) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error('agent child did not start');
+    await waitForPort(port, child, 'agent child', 10_000);
   }, 30_000);
 
   afterAll(() => {

@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
+import type { AgentMetrics } from '../../agent/src/ops/metrics.js';
 import { startAgent, type RunningAgent } from '../../agent/src/agent.js';
 import { parseAgentConfig } from '../../agent/src/config/load.js';
 import type { AgentConfig, PostgresListenerConfig, PostgresTargetConfig, RoleConfig, GroupMapping } from '../../agent/src/config/types.js';
@@ -38,6 +39,10 @@ export interface TestAgentOptions {
   /** More targets beside the default one (for roles bound elsewhere). */
   extraTargets?: PostgresTargetConfig[];
   enforcement?: 'policy' | 'relay-only';
+  /** Metrics the agent counts into (ops tests scrape them). */
+  metrics?: AgentMetrics;
+  /** A logger of the test's choosing (e.g. one whose output the test reads); default silent. */
+  logger?: Logger;
 }
 
 /** Every statement kind: the default test role may do anything, but every statement is still parsed and decided. */
@@ -46,9 +51,9 @@ export const ALL_KINDS = ['select', 'insert', 'update', 'delete', 'merge', 'ddl'
 export const TARGET_NAME = 'clinical';
 export const TEST_GROUP = 'warden-testers';
 
-export async function startTestAgent(opts: TestAgentOptions): Promise<TestAgent> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-agent-'));
-  const config: AgentConfig = {
+/** The single-file config a test agent runs with (also written to disk for agent child processes). */
+export function testAgentConfig(opts: TestAgentOptions, recordingPath: string): AgentConfig {
+  return {
     agent: { id: 'agent-test' },
     listeners: [
       { name: 'pg', protocol: 'postgres', address: '127.0.0.1', port: 0, target: TARGET_NAME, allowPlaintext: true, ...opts.listener },
@@ -73,11 +78,21 @@ export async function startTestAgent(opts: TestAgentOptions): Promise<TestAgent>
     ...(opts.classification ? { classification: opts.classification } : {}),
     ...(opts.masking ? { masking: opts.masking } : {}),
     ...(opts.enforcement ? { enforcement: opts.enforcement } : {}),
-    recording: { kind: 'jsonl', path: path.join(dir, 'sessions.jsonl') },
+    recording: { kind: 'jsonl', path: recordingPath },
   };
+}
+
+export async function startTestAgent(opts: TestAgentOptions): Promise<TestAgent> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-agent-'));
+  const config = testAgentConfig(opts, path.join(dir, 'sessions.jsonl'));
   // Round-trip through the real validator so tests exercise the same checks as the CLI.
   const checked = parseAgentConfig(JSON.stringify(config), 'test-config');
-  const agent = await startAgent(checked, { baseDir: dir, logger: pino({ level: process.env.WARDEN_TEST_LOG ?? 'silent' }), ...(opts.recorder ? { recorder: opts.recorder } : {}) });
+  const agent = await startAgent(checked, {
+    baseDir: dir,
+    logger: opts.logger ?? pino({ level: process.env.WARDEN_TEST_LOG ?? 'silent' }),
+    ...(opts.recorder ? { recorder: opts.recorder } : {}),
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
+  });
   const recordingFile = path.join(dir, 'sessions.jsonl');
   return {
     agent,

@@ -7,19 +7,32 @@
 import { HOSPITAL_REPO } from '../../control-plane/src/config/example-repo.js';
 import { services } from './services.js';
 
-export function localTopology(): Record<string, string> {
+export interface Topology {
+  /** The database behind the `clinical` (and `clinical-dev`) targets. Default: this machine's PostgreSQL. */
+  host?: string;
+  port?: number;
+  database?: string;
+  user?: string;
+  /** The agent's listener port (0: any free one). */
+  listenerPort?: number;
+}
+
+export function localTopology(t: Topology = {}): Record<string, string> {
+  const host = t.host ?? services.postgres.host;
+  const port = t.port ?? services.postgres.port;
+  const user = t.user ?? services.postgres.user;
   return {
     'targets.yaml': `apiVersion: warden.dev/v1
 kind: Target
 spec:
   name: clinical
-  postgres: { host: ${services.postgres.host}, port: ${services.postgres.port}, database: ${services.postgres.database}, user: ${services.postgres.user} }
+  postgres: { host: ${host}, port: ${port}, database: ${t.database ?? services.postgres.database}, user: ${user} }
 ---
 apiVersion: warden.dev/v1
 kind: Target
 spec:
   name: clinical-dev
-  postgres: { host: ${services.postgres.host}, port: ${services.postgres.port}, database: postgres, user: ${services.postgres.user} }
+  postgres: { host: ${host}, port: ${port}, database: ${t.database ?? 'postgres'}, user: ${user} }
 `,
     'listeners.yaml': `apiVersion: warden.dev/v1
 kind: Listener
@@ -27,7 +40,7 @@ spec:
   name: clinical-pg
   target: clinical
   address: 127.0.0.1
-  port: 0
+  port: ${t.listenerPort ?? 0}
   postgres: { allowPlaintext: true }
 `,
   };

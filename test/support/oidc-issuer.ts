@@ -260,11 +260,13 @@ class InProcessIssuer implements TestIssuer {
     if (form.get('grant_type') !== 'client_credentials') {
       return json(res, 400, { error: 'unsupported_grant_type', error_description: 'only client_credentials is supported' });
     }
+    // A requested scope is granted as asked (RFC 6749 §3.3) and echoed in the token and the response.
+    const scope = form.get('scope') ?? undefined;
     const accessToken = await this.sign(
-      { sub: client.clientId, client_id: client.clientId, groups: [...client.groups] },
+      { sub: client.clientId, client_id: client.clientId, groups: [...client.groups], ...(scope ? { scope } : {}) },
       { audience: client.audience, expiresIn: this.tokenLifetime },
     );
-    json(res, 200, { access_token: accessToken, token_type: 'Bearer', expires_in: this.tokenLifetime });
+    json(res, 200, { access_token: accessToken, token_type: 'Bearer', expires_in: this.tokenLifetime, ...(scope ? { scope } : {}) });
   }
 }
 

@@ -41,6 +41,7 @@ export class DurableSpool implements SessionRecorder {
   private readonly acked = new Map<string, number>();
   private unackedBytes = 0;
   private waiters: Array<() => void> = [];
+  private closed = false;
   /** Where durable events go next (the control-plane link sets this while connected). */
   sink: ((events: SpooledEvent[]) => void) | undefined;
 
@@ -92,6 +93,20 @@ export class DurableSpool implements SessionRecorder {
     return this.unacked.map(({ sessionId, seq, event }) => ({ sessionId, seq, event }));
   }
 
+  /** Events recorded but not acknowledged yet (written or still in the batch), and the oldest one's time. */
+  backlog(): { events: number; oldestAt?: string } {
+    const oldest = this.unacked[0] ?? this.batch[0];
+    return { events: this.unacked.length + this.batch.length, ...(oldest ? { oldestAt: oldest.event.at } : {}) };
+  }
+
+  /** Resolves once every event recorded so far is acknowledged, or after `timeoutMs` (false then). */
+  async acknowledged(timeoutMs: number): Promise<boolean> {
+    await this.flush().catch(() => undefined);
+    const deadline = Date.now() + timeoutMs;
+    while (this.unacked.length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    return this.unacked.length === 0;
+  }
+
   record(event: SessionEvent): void {
     if (this.failure) return;
     const seq = (this.seqs.get(event.sessionId) ?? 0) + 1;
@@ -127,6 +142,8 @@ export class DurableSpool implements SessionRecorder {
 
   /** The control plane has durably stored a session's events up to `upTo`. */
   ack(sessionId: string, upTo: number): void {
+    // An acknowledgement that arrives after shutdown is simply received again after the restart's replay.
+    if (this.closed) return;
     if (upTo <= (this.acked.get(sessionId) ?? 0)) return;
     this.acked.set(sessionId, upTo);
     fs.writeSync(this.acksFd, JSON.stringify({ sid: sessionId, upTo }) + '\n');
@@ -161,6 +178,8 @@ export class DurableSpool implements SessionRecorder {
 
   async close(): Promise<void> {
     await this.flush().catch(() => undefined);
+    if (this.closed) return;
+    this.closed = true;
     fs.closeSync(this.fd);
     fs.closeSync(this.acksFd);
   }

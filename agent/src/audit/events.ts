@@ -36,6 +36,10 @@ export interface StatementRecord {
   maskedColumns?: Array<{ column: string; strategy: string }>;
   /** Values replaced on the wire in this statement's result. */
   maskedValues?: number;
+  /** Values the client received (rows x result columns). */
+  returnedValues?: number;
+  /** Base columns the statement reads or writes. */
+  touchedColumns?: string[];
   /** The result was cut at the role's row limit. */
   truncated?: boolean;
   /** HTTP targets: the exchange as the client saw it (response after masking). */

@@ -170,5 +170,17 @@ export const agentConfigSchema = {
       required: ['kind', 'path'],
       properties: { kind: { const: 'jsonl' }, path: { type: 'string', minLength: 1 } },
     },
+    ops: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['address', 'port'],
+      properties: { address: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: 0, maximum: 65535 } },
+    },
+    shutdown: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['graceSeconds'],
+      properties: { graceSeconds: { type: 'integer', minimum: 0, maximum: 3600 } },
+    },
   },
 } as const;

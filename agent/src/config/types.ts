@@ -150,4 +150,18 @@ export interface AgentConfig {
    */
   enforcement?: 'policy' | 'relay-only';
   recording: RecordingConfig;
+  /** Health, readiness and Prometheus metrics over HTTP (off when absent). */
+  ops?: OpsConfig;
+  shutdown?: ShutdownConfig;
+}
+
+export interface OpsConfig {
+  /** Keep it off the clients' network where possible, e.g. the pod IP or 127.0.0.1. */
+  address: string;
+  port: number;
+}
+
+export interface ShutdownConfig {
+  /** On SIGTERM, how long statements in flight may take before their sessions are ended. Default 25. */
+  graceSeconds: number;
 }

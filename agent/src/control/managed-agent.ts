@@ -15,6 +15,7 @@ import { ControlLink, enroll } from './control-link.js';
 import path from 'node:path';
 import { DurableSpool } from '../audit/durable-spool.js';
 import { ApprovalBroker } from '../approval/broker.js';
+import type { AgentMetrics } from '../ops/metrics.js';
 
 export interface ManagedAgentOptions {
   address: string;
@@ -25,7 +26,9 @@ export interface ManagedAgentOptions {
   enrollment?: { token: string; name: string; labels?: Record<string, string> };
   recordingPath: string;
   backoff?: { initialMs: number; maxMs: number };
-  observeApprovalWait?: (seconds: number, outcome: 'approved' | 'refused') => void;
+  /** On stop, how long to wait for the control plane to acknowledge the last events. Default 5000. */
+  ackWaitMs?: number;
+  metrics?: AgentMetrics;
 }
 
 export interface ManagedAgent {
@@ -38,7 +41,12 @@ export interface ManagedAgent {
   readonly approvals: ApprovalBroker;
   /** Resolves once a bundle (cached or received) is being enforced. */
   ready: Promise<void>;
-  stop(): Promise<void>;
+  /**
+   * Ends sessions gracefully (see RunningAgent.stop), then gives the control plane up to
+   * `ackWaitMs` to acknowledge the spool before closing the link; whatever is still
+   * unacknowledged stays in the fsync'd spool and is replayed on the next start.
+   */
+  stop(graceMs?: number): Promise<void>;
 }
 
 export async function startManagedAgent(opts: ManagedAgentOptions): Promise<ManagedAgent> {
@@ -52,6 +60,7 @@ export async function startManagedAgent(opts: ManagedAgentOptions): Promise<Mana
   let agent: RunningAgent | null = null;
   // Every session event is fsync'd here before it counts as recorded, until the control plane acknowledges it.
   const spool = new DurableSpool({ dir: path.join(opts.stateDir, 'spool') });
+  opts.metrics?.attach({ auditBacklog: () => spool.backlog() });
   let markReady!: () => void;
   const ready = new Promise<void>((r) => (markReady = r));
 
@@ -65,7 +74,7 @@ export async function startManagedAgent(opts: ManagedAgentOptions): Promise<Mana
         logger: opts.log,
         recorder: spool,
         approvals,
-        ...(opts.observeApprovalWait ? { observeApprovalWait: opts.observeApprovalWait } : {}),
+        ...(opts.metrics ? { metrics: opts.metrics } : {}),
       });
       markReady();
     } else await agent.applyBundle(bundle);
@@ -106,9 +115,13 @@ export async function startManagedAgent(opts: ManagedAgentOptions): Promise<Mana
     spool,
     agentId: info.agentId,
     ready,
-    async stop() {
+    async stop(graceMs = 0) {
+      await agent?.stop(graceMs);
+      if (started.connected && !(await spool.acknowledged(opts.ackWaitMs ?? 5000))) {
+        opts.log.warn({ unacknowledged: spool.backlog().events }, 'stopping with session events not yet acknowledged; they stay spooled for the next start');
+      }
       started.stop();
-      await agent?.stop();
+      await spool.close();
     },
   };
 }

@@ -8,6 +8,9 @@ export interface ProtocolEngine {
   readonly activeSessions: number;
   /** Binds the listener; resolves with the bound address (port 0 picks a free one). */
   start(): Promise<{ address: string; port: number }>;
-  /** Stops accepting and ends live sessions (each records why it ended). */
-  stop(): Promise<void>;
+  /**
+   * Stops accepting and ends live sessions (each records why it ended): statements in flight may
+   * finish for up to `graceMs` (default 0), then the client is told the agent is shutting down.
+   */
+  stop(graceMs?: number): Promise<void>;
 }

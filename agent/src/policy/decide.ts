@@ -44,6 +44,8 @@ export interface Decision {
   reason?: string;
   statements: StatementPlan[];
   maskedColumns: Array<{ column: string; strategy: string }>;
+  /** Base columns the statement reads or writes, "schema.table.column" (kept in the audit record). */
+  touched?: string[];
   /** Approval rules whose statement-shape conditions hold (see approval-rules.ts); absent when none. */
   approvals?: ApprovalCandidate[];
 }
@@ -117,18 +119,21 @@ export function decide(analyses: StatementAnalysis[], role: CompiledRole): Decis
   const ruleIds = new Set<string>();
   const maskedColumns = new Map<string, string>();
   const statements: StatementPlan[] = [];
+  // Recorded for refused statements too: an attempt on PHI is evidence.
+  const touched = [...new Set(analyses.flatMap((a) => [...a.reads, ...a.writes].map(qualified)))];
   try {
     for (const a of analyses) statements.push(decideOne(a, role, ruleIds, maskedColumns));
   } catch (err) {
     if (!(err instanceof Denied)) throw err;
     ruleIds.add(err.ruleId);
-    return { action: 'deny', ruleIds: [...ruleIds], reason: err.message, statements: [], maskedColumns: [] };
+    return { action: 'deny', ruleIds: [...ruleIds], reason: err.message, statements: [], maskedColumns: [], ...(touched.length > 0 ? { touched } : {}) };
   }
   return {
     action: maskedColumns.size > 0 ? 'mask' : 'allow',
     ruleIds: [...ruleIds],
     statements,
     maskedColumns: [...maskedColumns].map(([column, strategy]) => ({ column, strategy })),
+    ...(touched.length > 0 ? { touched } : {}),
   };
 }
 

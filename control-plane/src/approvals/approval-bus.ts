@@ -10,6 +10,9 @@ import { EventEmitter } from 'node:events';
 import { Redis } from 'ioredis';
 
 export interface ApprovalBus {
+  /** A new request was stored (every replica learns of it: approver-facing views, metrics). */
+  publishCreated(id: string): Promise<void>;
+  onCreated(listener: (id: string) => void): void;
   publishDecided(id: string): Promise<void>;
   onDecided(listener: (id: string) => void): void;
   /** Remembers a key for `ttlSeconds`; false if it was already there (replay protection shared by replicas). */
@@ -18,7 +21,15 @@ export interface ApprovalBus {
 }
 
 export class LocalApprovalBus implements ApprovalBus {
-  private readonly events = new EventEmitter<{ decided: [string] }>();
+  private readonly events = new EventEmitter<{ decided: [string]; created: [string] }>();
+
+  async publishCreated(id: string): Promise<void> {
+    this.events.emit('created', id);
+  }
+
+  onCreated(listener: (id: string) => void): void {
+    this.events.on('created', listener);
+  }
 
   async publishDecided(id: string): Promise<void> {
     this.events.emit('decided', id);
@@ -47,15 +58,19 @@ export class RedisApprovalBus implements ApprovalBus {
   private readonly pub: Redis;
   private readonly sub: Redis;
   private readonly listeners: Array<(id: string) => void> = [];
+  private readonly createdListeners: Array<(id: string) => void> = [];
   private readonly channel: string;
+  private readonly createdChannel: string;
 
   private constructor(url: string, namespace: string) {
     this.channel = `warden:${namespace}:approvals:decided`;
+    this.createdChannel = `warden:${namespace}:approvals:created`;
     // A subscribed connection can do nothing else, hence two.
     this.pub = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 3 });
     this.sub = new Redis(url, { lazyConnect: true });
     this.sub.on('message', (channel: string, id: string) => {
       if (channel === this.channel) for (const l of this.listeners) l(id);
+      else if (channel === this.createdChannel) for (const l of this.createdListeners) l(id);
     });
   }
 
@@ -64,12 +79,20 @@ export class RedisApprovalBus implements ApprovalBus {
     const bus = new RedisApprovalBus(url, namespace);
     await bus.pub.connect();
     await bus.sub.connect();
-    await bus.sub.subscribe(bus.channel);
+    await bus.sub.subscribe(bus.channel, bus.createdChannel);
     return bus;
   }
 
   async publishDecided(id: string): Promise<void> {
     await this.pub.publish(this.channel, id);
+  }
+
+  async publishCreated(id: string): Promise<void> {
+    await this.pub.publish(this.createdChannel, id);
+  }
+
+  onCreated(listener: (id: string) => void): void {
+    this.createdListeners.push(listener);
   }
 
   onDecided(listener: (id: string) => void): void {

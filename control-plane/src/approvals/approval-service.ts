@@ -50,11 +50,19 @@ export interface ApprovalServiceOptions {
   sweepMs?: number;
 }
 
-export class ApprovalService extends EventEmitter<{ created: [StoredApproval]; decided: [StoredApproval] }> {
+export class ApprovalService extends EventEmitter<{
+  created: [StoredApproval];
+  announced: [string];
+  decided: [StoredApproval];
+  /** A request this replica closed (once per request across replicas): seconds it was open. */
+  closed: [id: string, state: Exclude<ApprovalState, 'pending'>, seconds: number];
+}> {
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: ApprovalServiceOptions) {
     super();
+    // New requests stored by any replica (this one included): for views and counters on every replica.
+    opts.bus.onCreated((id) => this.emit('announced', id));
     // Decisions taken on any replica (this one included) arrive here once.
     opts.bus.onDecided((id) => {
       void this.opts.store.get(id).then((a) => a && this.emit('decided', a), (err: unknown) => this.opts.log.error({ err: (err as Error).message, id }, 'cannot load a decided approval'));
@@ -87,7 +95,11 @@ export class ApprovalService extends EventEmitter<{ created: [StoredApproval]; d
     if (fresh) {
       this.opts.log.info({ requestId: req.id, rule: req.ruleId, requester: req.identity?.subject, agentId }, 'approval requested');
       if (!rule) await this.finalize(req.id, 'denied', undefined, `rule ${req.ruleId} is not in the configuration in force`);
-      else this.emit('created', stored);
+      else {
+        // Only the replica the agent talks to notifies approvers (chat); every replica hears of it.
+        this.emit('created', stored);
+        await this.opts.bus.publishCreated(req.id);
+      }
     }
     return stored.state === 'pending' ? undefined : decisionOf(stored);
   }
@@ -100,7 +112,9 @@ export class ApprovalService extends EventEmitter<{ created: [StoredApproval]; d
   /** An approver's vote. Returns the request as it stands afterwards. */
   async vote(id: string, who: Approver, vote: 'approve' | 'deny', comment: string, via: Vote['via']): Promise<StoredApproval> {
     let finalState: Exclude<ApprovalState, 'pending'> | undefined;
+    let openedAt = 0;
     await this.opts.store.withLocked(id, async (a, tx) => {
+      openedAt = a.createdAt.getTime();
       if (a.state !== 'pending') throw new VoteRefused(409, `request ${id} is already ${a.state}`);
       if (a.expiresAt.getTime() <= Date.now()) throw new VoteRefused(409, `request ${id} has expired`);
       const rule = this.opts.rule(a.request.ruleId);
@@ -120,6 +134,7 @@ export class ApprovalService extends EventEmitter<{ created: [StoredApproval]; d
     });
     if (finalState) {
       this.opts.log.info({ requestId: id, state: finalState }, 'approval decided');
+      this.emit('closed', id, finalState, (Date.now() - openedAt) / 1000);
       await this.opts.bus.publishDecided(id);
     }
     return (await this.opts.store.get(id))!;
@@ -140,13 +155,16 @@ export class ApprovalService extends EventEmitter<{ created: [StoredApproval]; d
 
   private async finalize(id: string, state: 'denied' | 'expired' | 'withdrawn', rule: ApprovalRule | undefined, why: string): Promise<void> {
     let done = false;
+    let openedAt = 0;
     await this.opts.store.withLocked(id, async (a, tx) => {
       if (a.state !== 'pending') return;
+      openedAt = a.createdAt.getTime();
       await this.sign(a, state, rule ?? this.opts.rule(a.request.ruleId), tx.finalize);
       done = true;
     });
     if (!done) return;
     this.opts.log.info({ requestId: id, state, why }, 'approval closed');
+    this.emit('closed', id, state, (Date.now() - openedAt) / 1000);
     await this.opts.bus.publishDecided(id);
   }
 

@@ -134,6 +134,22 @@ export class AuditChain extends SchemaTables {
     return { kind: 'modified', seq, detail: `record ${seq} does not match its hash: its content was changed` };
   }
 
+  /** Number of records in the log. */
+  async size(): Promise<number> {
+    return Number((await this.pool.query(`SELECT seq FROM ${this.t('audit_head')} WHERE id = 1`)).rows[0]?.seq ?? 0);
+  }
+
+  /** The log in order, `batch` records at a time (reports read it whole without holding it in memory). */
+  async *scan(batch = 2000): AsyncGenerator<Array<{ seq: number; payload: string; recordedAt: Date }>> {
+    let after = 0;
+    for (;;) {
+      const { rows } = await this.pool.query<{ seq: string; payload: string; recorded_at: Date }>(`SELECT seq, payload, recorded_at FROM ${this.t('audit_log')} WHERE seq > $1 ORDER BY seq LIMIT $2`, [after, batch]);
+      if (rows.length === 0) return;
+      after = Number(rows.at(-1)!.seq);
+      yield rows.map((r) => ({ seq: Number(r.seq), payload: r.payload, recordedAt: r.recorded_at }));
+    }
+  }
+
   async checkpoints(): Promise<Checkpoint[]> {
     const rows = (await this.pool.query(`SELECT id, size, head_hash, signed_at, key_id, signature FROM ${this.t('audit_checkpoints')} ORDER BY id`)).rows;
     return rows.map((r: Record<string, unknown>) => ({ id: Number(r.id), size: Number(r.size), headHash: r.head_hash as Buffer, signedAt: r.signed_at as Date, keyId: String(r.key_id), signature: r.signature as Buffer }));

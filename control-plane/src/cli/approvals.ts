@@ -5,34 +5,11 @@
  * control plane's public key.
  */
 import fs from 'node:fs';
-import { createPublicKey, verify } from 'node:crypto';
-import { fromBinary } from '@bufbuild/protobuf';
+import { createPublicKey } from 'node:crypto';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
-import { ApprovalOutcome, ApprovalRecordSchema, approvalSignedBytes } from '../../../proto/src/index.js';
-import { resolveSecret } from '../../../agent/src/config/secrets.js';
-
-export interface ApiTarget {
-  url: string;
-  token: string;
-}
-
-/** --api / WARDEN_API_URL and --token (env:/file: reference) / WARDEN_TOKEN. */
-export function apiTarget(values: { api?: string; token?: string }): ApiTarget | string {
-  const url = values.api ?? process.env.WARDEN_API_URL;
-  const token = values.token ? resolveSecret(values.token, process.cwd()) : process.env.WARDEN_TOKEN;
-  if (!url) return 'the control plane API is needed: --api URL (or WARDEN_API_URL)';
-  if (!token) return 'a token is needed: --token env:NAME|file:PATH (or WARDEN_TOKEN); get one with `warden token`';
-  return { url: url.replace(/\/$/, ''), token: token.trim() };
-}
-
-async function call(t: ApiTarget, method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(`${t.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${t.token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, json: (await res.json().catch(() => ({}))) as Record<string, unknown> };
-}
+import { ApprovalOutcome } from '../../../proto/src/index.js';
+import { verifyApprovalRecord } from '../approvals/verify-record.js';
+import { call, failed, type ApiTarget } from './api-client.js';
 
 type Out = NodeJS.WritableStream;
 
@@ -68,10 +45,6 @@ export async function approvalsDecide(t: ApiTarget, id: string, decision: 'appro
   return 0;
 }
 
-function failed(r: { status: number; json: Record<string, unknown> }, out: Out): number {
-  out.write(`warden approvals: the control plane answered ${r.status}: ${String(r.json.message ?? r.json.error ?? 'no detail')}\n`);
-  return 1;
-}
 
 export interface VerifyReport {
   ok: boolean;
@@ -89,12 +62,9 @@ export interface VerifyReport {
 export function verifyApproval(approval: ApprovalJson, publicKeyPem: string): VerifyReport {
   const s = approval.signedRecord;
   if (!s) return { ok: false, problem: `request ${approval.id} has no signed record (state ${approval.state})` };
-  const record = Buffer.from(s.record, 'base64');
-  if (!verify(null, approvalSignedBytes(record), createPublicKey(publicKeyPem), Buffer.from(s.signature, 'base64'))) {
-    return { ok: false, requestId: approval.id, problem: 'the signature does not verify with this public key: the record was altered or signed by another key' };
-  }
-  const r = fromBinary(ApprovalRecordSchema, record);
-  if (r.requestId !== approval.id) return { ok: false, requestId: approval.id, problem: `the signed record is for request ${r.requestId}` };
+  const check = verifyApprovalRecord(approval.id, { record: Buffer.from(s.record, 'base64'), signature: Buffer.from(s.signature, 'base64') }, createPublicKey(publicKeyPem));
+  if (!check.ok) return { ok: false, requestId: approval.id, problem: check.problem };
+  const r = check.record;
   return {
     ok: true,
     requestId: r.requestId,

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `warden` command: validate, schema, audit verify, approvals, db.
+ * The `warden` command: validate, schema, token, agents, approvals, sessions, evidence, audit verify, db.
  * Exit codes: 0 ok, 1 the thing checked is invalid, 2 usage error.
  */
 import { parseArgs } from 'node:util';
@@ -8,8 +8,13 @@ import { schemas, type DiagnosticFormat } from '../config/index.js';
 import fs from 'node:fs';
 import { validateCommand } from './validate.js';
 import { auditVerify } from './audit.js';
-import { apiTarget, approvalsDecide, approvalsList, approvalsVerify } from './approvals.js';
+import { approvalsDecide, approvalsList, approvalsVerify } from './approvals.js';
+import { apiTarget } from './api-client.js';
+import { agentsList } from './agents.js';
+import { evidenceExport } from './evidence.js';
 import { dbCommand } from './db.js';
+import { tokenCommand } from './token.js';
+import { enrollTokenCommand } from './enroll-token.js';
 
 const HELP = `usage: warden <command> [options]
 
@@ -27,11 +32,31 @@ commands:
   approvals deny ID    deny it (--comment TEXT: the requester sees it)
       --api URL           the control plane API (default: $WARDEN_API_URL)
       --token REF         env:NAME or file:PATH holding your OIDC token (default: $WARDEN_TOKEN)
+  evidence export      the evidence report for auditors: who touched PHI, masked/unmasked, denials, approvals, policy, chain
+      --from DATE --to DATE  the period (YYYY-MM-DD, --to inclusive, or ISO times)
+      --format LIST       html,json,csv (default all three)   --out DIR  where to write (default .)
+      --database-url URL --public-key FILE   read the control plane's database directly (progress shown), or
+      --api URL --token REF                  ask its API (auditor capability)
   approvals verify FILE check a signed approval record offline (FILE: JSON of GET /v1/approvals/ID, or -)
       --public-key FILE   the control plane's public key (PEM, from GET /v1/keys)
   db status|migrate    the control plane's database schema: applied and pending migrations, or apply them
       --database-url URL  the control plane's PostgreSQL (default: $WARDEN_DATABASE_URL)
       --schema NAME       schema of the control plane's tables (default: warden)
+  agents list          enrolled agents: connected or not, the config version each applied (--api, --token)
+  agents enroll-token  create an enrollment token for new agents (--enroll-token); printed once
+      --database-url URL  the control plane's PostgreSQL (default: $WARDEN_DATABASE_URL)
+      --schema NAME       schema of the control plane's tables (default: warden)
+      --ttl DURATION      how long it is valid: 30m, 24h, 7d (default 24h)
+      --reusable          any number of agents may enroll with it (default: one agent)
+      --label key=value   labels the enrolled agents get (listeners' agentSelector), repeatable
+      --output FILE       write it to FILE (mode 0600) instead of printing it
+  token                fetch an access token for an AI agent (OAuth client credentials) and print it
+      --issuer URL        the identity provider (discovery at URL/.well-known/openid-configuration)
+      --client-id ID      the agent's client id
+      --client-secret REF env:NAME or file:PATH (never the secret itself)
+      --audience A        audience to ask for (IdPs that support it)
+      --scope S           scopes to ask for, space-separated
+      --json              the token with token_type, expires_in and expires_at
 
 options:
   --json               machine-readable output (same as --format json)
@@ -41,12 +66,16 @@ examples:
   warden validate policy-examples/hipaa
   warden validate . --format github      # in a GitHub Actions step
   warden schema Role > role.schema.json
+  warden evidence export --from 2026-10-01 --to 2026-12-31 --out q4-evidence --api $API --token env:WARDEN_TOKEN
   warden approvals list --state pending --api https://warden.example.org --token env:WARDEN_TOKEN
   warden approvals approve 01a2... --comment "discharge call"
   curl -s -H "authorization: Bearer $T" $API/v1/approvals/01a2... | warden approvals verify - --public-key cp.pem
   warden audit verify --database-url postgres://cp@db/warden --public-key cp-audit.pub --json
   warden db status --database-url postgres://cp@db/warden   # exit 1 when migrations are pending
   warden db migrate --database-url postgres://admin@db/warden
+  warden agents enroll-token --database-url postgres://cp@db/warden --reusable --ttl 720h --label site=east
+  PGPASSWORD="$(warden token --issuer https://idp.example.org/realms/hospital --client-id analytics-bot \
+      --client-secret env:BOT_SECRET --audience warden)" psql "host=warden-agent port=6432 dbname=clinical sslmode=require"
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -62,9 +91,21 @@ async function main(argv: string[]): Promise<number> {
       'public-key': { type: 'string' },
       'from-checkpoint': { type: 'string' },
       state: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      out: { type: 'string' },
       comment: { type: 'string' },
       api: { type: 'string' },
       token: { type: 'string' },
+      issuer: { type: 'string' },
+      'client-id': { type: 'string' },
+      'client-secret': { type: 'string' },
+      audience: { type: 'string' },
+      scope: { type: 'string' },
+      ttl: { type: 'string' },
+      reusable: { type: 'boolean' },
+      label: { type: 'string', multiple: true },
+      output: { type: 'string' },
     },
   });
   const [command, ...rest] = positionals;
@@ -89,6 +130,40 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(JSON.stringify(kind ? schemas[kind as keyof typeof schemas] : schemas, null, 2) + '\n');
       return 0;
     }
+    case 'token':
+      return tokenCommand(
+        {
+          json: format === 'json',
+          ...(values.issuer ? { issuer: values.issuer } : {}),
+          ...(values['client-id'] ? { clientId: values['client-id'] } : {}),
+          ...(values['client-secret'] ? { clientSecret: values['client-secret'] } : {}),
+          ...(values.audience ? { audience: values.audience } : {}),
+          ...(values.scope ? { scope: values.scope } : {}),
+        },
+        { stdout: process.stdout, stderr: process.stderr },
+      );
+    case 'agents':
+      if (rest[0] === 'list') {
+        const target = apiTarget(values);
+        if (typeof target === 'string') {
+          process.stderr.write(`warden agents list: ${target}\n`);
+          return 2;
+        }
+        return agentsList(target, format === 'json', process.stdout);
+      }
+      if (rest[0] !== 'enroll-token') break;
+      return enrollTokenCommand(
+        {
+          schema: values.schema ?? 'warden',
+          reusable: values.reusable ?? false,
+          labels: values.label ?? [],
+          json: format === 'json',
+          ...(values['database-url'] ?? process.env.WARDEN_DATABASE_URL ? { databaseUrl: values['database-url'] ?? process.env.WARDEN_DATABASE_URL } : {}),
+          ...(values.ttl ? { ttl: values.ttl } : {}),
+          ...(values.output ? { output: values.output } : {}),
+        },
+        { stdout: process.stdout, stderr: process.stderr },
+      );
     case 'audit': {
       if (rest[0] !== 'verify') break;
       const url = values['database-url'] ?? process.env.WARDEN_DATABASE_URL;
@@ -106,6 +181,25 @@ async function main(argv: string[]): Promise<number> {
       else if (r.ok) process.stdout.write(`audit log verified: ${r.checked} records, ${r.checkpointsVerified} signed checkpoints\n`);
       else process.stdout.write(`audit log FAILED verification at record ${r.problem!.seq}: ${r.problem!.kind} — ${r.problem!.detail}\n`);
       return r.ok ? 0 : 1;
+    }
+    case 'evidence': {
+      if (rest[0] !== 'export') break;
+      const usesApi = !values['database-url'] && (values.api || process.env.WARDEN_API_URL);
+      return evidenceExport(
+        {
+          ...(values.from ? { from: values.from } : {}),
+          ...(values.to ? { to: values.to } : {}),
+          ...(values.format && values.format !== 'json' ? { format: values.format } : {}),
+          ...(values.out ? { out: values.out } : {}),
+          ...(values['database-url'] ? { databaseUrl: values['database-url'] } : {}),
+          schema: values.schema ?? 'warden',
+          ...(values['public-key'] ? { publicKey: values['public-key'] } : {}),
+          ...(usesApi ? { api: apiTarget(values) } : {}),
+          json: values.json === true,
+        },
+        process.stdout,
+        process.stderr,
+      );
     }
     case 'approvals': {
       const [sub, arg] = rest;

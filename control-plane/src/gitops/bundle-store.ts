@@ -36,4 +36,20 @@ export class BundleStore extends SchemaTables {
       diagnostics: row.warnings,
     };
   }
+
+  /** Every bundle applied, newest first (evidence: which policy was in force when). */
+  async history(): Promise<Array<AppliedBundle<PolicyBundle>>> {
+    const rows = (
+      await this.pool.query<{ version: string; commit_info: CommitInfo & { committedAt: string }; bundle: Buffer; warnings: AppliedBundle<PolicyBundle>['diagnostics']; applied_at: Date }>(
+        `SELECT version, commit_info, bundle, warnings, applied_at FROM ${this.t('config_bundles')} ORDER BY applied_at DESC`,
+      )
+    ).rows;
+    return rows.map((row) => ({
+      sha: row.version,
+      commit: { ...row.commit_info, committedAt: new Date(row.commit_info.committedAt) },
+      bundle: fromBinary(PolicyBundleSchema, row.bundle),
+      appliedAt: row.applied_at,
+      diagnostics: row.warnings,
+    }));
+  }
 }

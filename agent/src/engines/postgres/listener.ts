@@ -10,9 +10,8 @@ import type { Logger } from 'pino';
 import { decodeStartupPacket, negotiateProtocolVersion } from './wire/startup.js';
 import { HandshakeError, HandshakeReader } from './wire/handshake-reader.js';
 import { backend } from './wire/backend-messages.js';
-import { runSession, type SessionContext } from './session.js';
+import { runSession, type LiveSession, type SessionContext } from './session.js';
 import type { ProtocolEngine } from '../engine.js';
-import type { SessionEndReason } from '../../audit/events.js';
 import type { CancelRegistry } from './cancel.js';
 
 export interface PostgresListenerOptions {
@@ -36,7 +35,10 @@ export interface PostgresListenerOptions {
 export class PostgresEngine implements ProtocolEngine {
   readonly protocol = 'postgres';
   private server: net.Server | null = null;
-  private readonly live = new Set<(reason: SessionEndReason) => void>();
+  private readonly live = new Set<LiveSession>();
+  /** Connections still logging in (no session yet): shutdown closes them. */
+  private readonly loggingIn = new Set<net.Socket>();
+  private stopping = false;
   private readonly secureContext: tls.SecureContext | null;
   private readonly log: Logger;
 
@@ -64,16 +66,22 @@ export class PostgresEngine implements ProtocolEngine {
     return { address: addr.address, port: addr.port };
   }
 
-  async stop(): Promise<void> {
+  async stop(graceMs = 0): Promise<void> {
     const server = this.server;
     this.server = null;
-    for (const end of [...this.live]) end('agent_shutdown');
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    this.stopping = true;
+    // Stop accepting first; close() resolves once every connection is gone.
+    const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+    for (const raw of this.loggingIn) raw.destroy();
+    await Promise.all([...this.live].map((s) => s.shutdown(graceMs)));
+    await closed;
   }
 
   private accept(raw: net.Socket): void {
     const clientAddress = `${raw.remoteAddress ?? '?'}:${raw.remotePort ?? '?'}`;
     raw.on('error', () => raw.destroy());
+    if (this.stopping) return void raw.destroy();
+    this.loggingIn.add(raw);
     const timer = setTimeout(() => {
       raw.end(backend.errorResponse({ severity: 'FATAL', code: '08006', message: 'login timed out' }));
       raw.destroy();
@@ -86,7 +94,10 @@ export class PostgresEngine implements ProtocolEngine {
           raw.end(backend.errorResponse({ severity: 'FATAL', code: e.sqlState ?? '08P01', message: e.message }));
         }
       })
-      .finally(() => clearTimeout(timer));
+      .finally(() => {
+        clearTimeout(timer);
+        this.loggingIn.delete(raw);
+      });
   }
 
   private async startup(raw: net.Socket, clientAddress: string): Promise<void> {
@@ -129,9 +140,11 @@ export class PostgresEngine implements ProtocolEngine {
           if (packet.minor > 0 || unsupported.length > 0) socket.write(negotiateProtocolVersion(unsupported));
           const ctx: SessionContext = {
             ...this.opts.session(),
-            track: (end) => {
-              this.live.add(end);
-              return () => this.live.delete(end);
+            track: (session) => {
+              // A login that finished while the agent was stopping is ended at once.
+              if (this.stopping) setImmediate(() => void session.shutdown(0));
+              else this.live.add(session);
+              return () => this.live.delete(session);
             },
           };
           await runSession(ctx, { socket, reader, params: packet.params, tls: encrypted, clientAddress });

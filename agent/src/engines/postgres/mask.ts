@@ -255,6 +255,9 @@ export class BackendMasker {
     else if (d) rec.ruleIds = d.ruleIds;
     if (d && d.maskedColumns.length > 0) rec.maskedColumns = d.maskedColumns;
     if (this.rowMasker) rec.maskedValues = this.rowMasker.maskedValues;
+    const outputs = d?.statements[p.kind === 'simple' ? p.stmtIndex : 0]?.outputs;
+    if (outputs !== undefined && this.rows > 0) rec.returnedValues = this.rows * outputs;
+    if (d?.touched) rec.touchedColumns = d.touched;
     if (this.truncated) rec.truncated = true;
     this.onStatement(rec);
   }

@@ -86,6 +86,8 @@ export class Relay {
   private readonly deferred: Buffer[] = [];
   private readonly holds: StatementHolds | null;
   private bytesWhileHeld = 0;
+  /** Shutting down: the client is no longer read, only what is in flight is answered. */
+  private draining = false;
 
   constructor(private readonly opts: RelayOptions) {
     const { client, upstream } = opts;
@@ -195,7 +197,7 @@ export class Relay {
     if (source.isPaused()) return;
     source.pause();
     sink.once('drain', () => {
-      if (!this.ended) source.resume();
+      if (!this.ended && !(this.draining && source === this.opts.client)) source.resume();
     });
   }
 
@@ -206,6 +208,28 @@ export class Relay {
       this.opts.client.write(backend.errorResponse({ severity: 'FATAL', code: '08P01', message: `invalid frontend message: ${message}` }));
     }
     this.end(reason, message);
+  }
+
+  /**
+   * Graceful end for an agent shutdown: read nothing more from the client, let what is in flight
+   * (including a statement waiting for approval) finish for up to `graceMs`, then send FATAL
+   * 57P01 — what PostgreSQL sends when an administrator terminates a backend — and end.
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    if (this.ended) return;
+    this.draining = true;
+    this.opts.client.pause();
+    const deadline = Date.now() + graceMs;
+    while (!this.ended && this.masker.busy && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    if (this.ended) return;
+    const { client } = this.opts;
+    // Mid-frame (a large row still streaming) nothing can be inserted: the close alone tells the client.
+    if (this.fromUpstream.atBoundary && !client.destroyed) {
+      client.write(
+        backend.errorResponse({ severity: 'FATAL', code: '57P01', message: 'terminating connection due to administrator command', detail: 'The Warden agent is shutting down.' }),
+      );
+    }
+    this.end('agent_shutdown');
   }
 
   end(reason: SessionEndReason, detail?: string): void {

@@ -48,8 +48,15 @@ export interface SessionContext {
   approvals?: ApprovalBroker;
   /** Observes how long held statements waited. */
   observeApprovalWait?: (seconds: number, outcome: 'approved' | 'refused') => void;
-  /** Registers the live session so shutdown can end it. */
-  track(end: (reason: SessionEndReason) => void): () => void;
+  /** Registers the live session so shutdown can drain and end it. */
+  track(session: LiveSession): () => void;
+}
+
+/** What shutdown needs of a live session (the relay provides both). */
+export interface LiveSession {
+  end(reason: SessionEndReason): void;
+  /** Lets the statement in flight finish (up to `graceMs`), then ends the session with 57P01. */
+  shutdown(graceMs: number): Promise<void>;
 }
 
 export interface SessionStart {
@@ -233,6 +240,8 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
         ruleIds: s.ruleIds,
         maskedColumns: s.maskedColumns,
         maskedValues: s.maskedValues,
+        returnedValues: s.returnedValues,
+        touchedColumns: s.touchedColumns,
         truncated: s.truncated,
         approvalRequestId: s.approvalRequestId,
         bundleVersion,
@@ -240,8 +249,8 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
     },
     onEnd: (reason, detail, busy) => {
       untrack();
-      // A client that vanished mid-query must not leave the query running upstream.
-      if (busy && reason === 'client_disconnect') {
+      // A client that vanished mid-query (or a shutdown past its grace) must not leave the query running upstream.
+      if (busy && (reason === 'client_disconnect' || reason === 'agent_shutdown')) {
         void ctx.cancels
           .cancel(key.processId, key.secretKey)
           .catch(() => undefined)
@@ -254,6 +263,6 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
     },
   });
   const live = relay;
-  const untrack = ctx.track((reason) => live.end(reason));
+  const untrack = ctx.track(live);
   live.start(reader.detach());
 }

@@ -9,6 +9,20 @@ import type { AppliedBundle, Attempt } from '../../gitops/index.js';
 export interface ConfigRouteOptions {
   current(): AppliedBundle<unknown> | undefined;
   lastAttempt(): Attempt | undefined;
+  /** Every version applied, newest first (absent: only the current one is known). */
+  history?(): Promise<Array<AppliedBundle<unknown>>>;
+}
+
+function versionView(c: AppliedBundle<unknown>): Record<string, unknown> {
+  return {
+    version: c.sha,
+    author: { name: c.commit.author.name, email: c.commit.author.email },
+    committer: { name: c.commit.committer.name, email: c.commit.committer.email },
+    message: c.commit.message,
+    committedAt: c.commit.committedAt.toISOString(),
+    appliedAt: c.appliedAt.toISOString(),
+    warnings: c.diagnostics,
+  };
 }
 
 const diagnostic = {
@@ -54,15 +68,46 @@ export default async function configRoutes(app: FastifyInstance, opts: ConfigRou
     async (_req, reply) => {
       const c = opts.current();
       if (!c) return reply.code(404).send({ error: 'no valid configuration has been compiled yet' });
-      return {
-        version: c.sha,
-        author: { name: c.commit.author.name, email: c.commit.author.email },
-        committer: { name: c.commit.committer.name, email: c.commit.committer.email },
-        message: c.commit.message,
-        committedAt: c.commit.committedAt.toISOString(),
-        appliedAt: c.appliedAt.toISOString(),
-        warnings: c.diagnostics,
-      };
+      return versionView(c);
+    },
+  );
+
+  app.get(
+    '/v1/config/versions',
+    {
+      onRequest: app.requireCapability('auditor'),
+      schema: {
+        tags: ['config'],
+        summary: 'Every configuration version the control plane applied, newest first',
+        security: [{ bearer: [] }],
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              versions: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  properties: {
+                    version: { type: 'string' },
+                    author: person,
+                    committer: person,
+                    message: { type: 'string' },
+                    committedAt: { type: 'string', format: 'date-time' },
+                    appliedAt: { type: 'string', format: 'date-time' },
+                    warnings: { type: 'array', items: diagnostic },
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+    async () => {
+      const all = opts.history ? await opts.history() : [];
+      const c = opts.current();
+      return { versions: (all.length > 0 ? all : c ? [c] : []).map(versionView) };
     },
   );
 
