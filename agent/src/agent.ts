@@ -104,6 +104,10 @@ export async function startAgentFromBundle(identity: AgentIdentity, bundle: Poli
   const engines = new Map<string, { engine: ProtocolEngine; key: string }>();
   const addresses = new Map<string, { address: string; port: number }>();
 
+  /** How long held work waited for its decision, for every engine (tests' observer, else the metrics). */
+  const observeApprovalWait =
+    options.observeApprovalWait ?? (options.metrics ? (seconds: number, _outcome: 'approved' | 'refused') => options.metrics!.observeApprovalWait(seconds) : undefined);
+
   const readTls = (t: { certFile: string; keyFile: string } | undefined): { tls?: { cert: string; key: string } } =>
     t?.certFile
       ? { tls: { cert: fs.readFileSync(path.resolve(baseDir, t.certFile), 'utf8'), key: fs.readFileSync(path.resolve(baseDir, t.keyFile), 'utf8') } }
@@ -129,7 +133,7 @@ export async function startAgentFromBundle(identity: AgentIdentity, bundle: Poli
           auth: { verifier: state.verifier, groupMappings: (issuer: string) => state.mappingsFor(issuer), roles: state.roles, target: target.name },
           target,
           policy: state.httpPolicy,
-          approvals: { broker: approvals, rules: state.protocolApprovalsFor(target.name) },
+          approvals: { broker: approvals, rules: state.protocolApprovalsFor(target.name), ...(observeApprovalWait ? { waited: observeApprovalWait } : {}) },
           recorder,
           log: elog,
           bundleVersion: state.version,
@@ -157,7 +161,7 @@ export async function startAgentFromBundle(identity: AgentIdentity, bundle: Poli
           auth: { verifier: state.verifier, groupMappings: (issuer: string) => state.mappingsFor(issuer), roles: state.roles, target: target.name },
           target,
           policy: state.sshPolicy,
-          approvals: { broker: approvals, rules: state.protocolApprovalsFor(target.name) },
+          approvals: { broker: approvals, rules: state.protocolApprovalsFor(target.name), ...(observeApprovalWait ? { waited: observeApprovalWait } : {}) },
           recorder,
           log: elog,
           bundleVersion: state.version,
@@ -204,9 +208,7 @@ export async function startAgentFromBundle(identity: AgentIdentity, bundle: Poli
           maxMessageBytes: pg?.maxMessageBytes || 64 * 1024 * 1024,
           bundleVersion: () => state.version,
           approvals,
-          ...(options.observeApprovalWait || options.metrics
-            ? { observeApprovalWait: options.observeApprovalWait ?? ((seconds: number) => options.metrics!.observeApprovalWait(seconds)) }
-            : {}),
+          ...(observeApprovalWait ? { observeApprovalWait } : {}),
           ...(state.relayOnly
             ? {}
             : {

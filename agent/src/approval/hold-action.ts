@@ -25,6 +25,8 @@ export interface ActionHold {
   record(event: SessionEvent): void;
   /** Told once the request is sent: its id and how long it may wait. */
   waiting?(requestId: string, timeoutMs: number): void;
+  /** Observes how long the action waited (metrics). */
+  waited?(seconds: number, outcome: 'approved' | 'refused'): void;
 }
 
 export interface ActionVerdict {
@@ -63,7 +65,9 @@ export function holdAction(h: ActionHold): PendingAction {
     grantKey,
   );
   h.waiting?.(id, timeoutMs);
+  const started = performance.now();
   const verdict = outcome.then((o): ActionVerdict => {
+    h.waited?.((performance.now() - started) / 1000, o.approved ? 'approved' : 'refused');
     const evidence = approvalEvidenceEvent(h.sessionId, o, h.rule.id);
     if (evidence) h.record(evidence);
     return o.approved ? { approved: true, requestId: id } : { approved: false, requestId: id, reason: o.reason };

@@ -31,7 +31,7 @@ export interface HttpSessionContext {
   auth: AuthContext;
   target: HttpUpstream;
   policy: HttpPolicy;
-  approvals?: { broker: ApprovalBroker; rules: ProtocolApprovalRules };
+  approvals?: { broker: ApprovalBroker; rules: ProtocolApprovalRules; waited?: (seconds: number, outcome: 'approved' | 'refused') => void };
   recorder: SessionRecorder;
   log: Logger;
   bundleVersion: string;
@@ -135,6 +135,7 @@ export async function handleExchange(ctx: HttpSessionContext, req: http.Incoming
         bundleVersion: ctx.bundleVersion, rule, text: statement.text, payload: Buffer.concat([Buffer.from(exchange.path + '\0'), body]),
         record: (e) => ctx.recorder.record(e),
         waiting: (id) => log.info({ requestId: id, rule: rule.id }, 'request held for approval'),
+        ...(ctx.approvals.waited ? { waited: ctx.approvals.waited } : {}),
       });
       const verdict = await pending.verdict;
       pending = undefined;

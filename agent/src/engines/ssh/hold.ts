@@ -13,7 +13,7 @@ import { describeAction, type SshAction, type SshRolePolicy } from './decide.js'
 
 export interface GateContext {
   policy: SshRolePolicy;
-  approvals?: { broker: ApprovalBroker; rules: ProtocolApprovalRules };
+  approvals?: { broker: ApprovalBroker; rules: ProtocolApprovalRules; waited?: (seconds: number, outcome: 'approved' | 'refused') => void };
   sessionId: string;
   identity: RecordedIdentity;
   role: string;
@@ -47,6 +47,7 @@ export async function gate(ctx: GateContext, action: SshAction, channel: ServerC
     rule,
     text: describeAction(action),
     record: ctx.record,
+    ...(ctx.approvals.waited ? { waited: ctx.approvals.waited } : {}),
     waiting: (id, timeoutMs) => {
       const wait = timeoutMs >= 60_000 ? `${Math.round(timeoutMs / 60_000)} min` : `${Math.round(timeoutMs / 1000)} s`;
       channel?.stderr.write(`Warden: this needs approval (rule ${rule.id}); request ${id} is waiting for ${rule.approverGroups.join(' or ')}, for up to ${wait}\r\n`);

@@ -32,7 +32,7 @@ export interface SshSessionContext {
   auth: AuthContext;
   target: SshUpstream;
   policy: SshPolicy;
-  approvals?: { broker: ApprovalBroker; rules: ProtocolApprovalRules };
+  approvals?: { broker: ApprovalBroker; rules: ProtocolApprovalRules; waited?: (seconds: number, outcome: 'approved' | 'refused') => void };
   recorder: SessionRecorder;
   log: Logger;
   bundleVersion: string;
