@@ -323,4 +323,19 @@ describe('approval on HTTP and SSH targets', () => {
     expect(code).toBe(0);
     expect(out).toContain('approved-shell-42');
   });
+
+  it('withdraws the request when the HTTP client gives up waiting', async () => {
+    const authorization = `Bearer ${await issuer.sign({ sub: 'bot-5', groups: ['lab-ops'] })}`;
+    const abort = new AbortController();
+    const held = fetch(`${httpBase}/api/patients/11`, { method: 'DELETE', headers: { authorization }, signal: abort.signal }).catch((e: Error) => e);
+    const id = await pendingRequest('http-delete-patient', 'DELETE /api/patients/11');
+    abort.abort();
+    expect(await held).toBeInstanceOf(Error);
+    const auditor = await person('auditor-1', ['auditors']);
+    await expect.poll(async () => (await api('GET', `/v1/approvals/${id}`, auditor)).json.state, { timeout: 5000 }).toBe('withdrawn');
+    // An approval arriving now changes nothing: the request is gone and nothing reaches the upstream.
+    const late = await api('POST', `/v1/approvals/${id}/decision`, await person('nurse-2', ['charge-nurses']), { decision: 'approve' });
+    expect(late.status).toBe(409);
+    expect(upstreamSaw).not.toContain('DELETE /api/patients/11');
+  });
 });
