@@ -87,7 +87,7 @@ describe('HTTP and SSH in the config repository', () => {
   it('reports each mistake where it is', () => {
     const r = compile({
       'extra/listeners.yaml': LISTENERS.replace('target: lab,', 'target: records,').replace('http: { tls: { certFile: /etc/w/api.crt, keyFile: /etc/w/api.key } }', 'http: {}'),
-      'extra/role.yaml': ROLE.replace('$.patients[*].ssn', '$.patients[?(@.x)]').replace('^ls( |$)', '^ls(').replace('strategy: redact', 'strategy: no-such-mask'),
+      'extra/role.yaml': ROLE.replace('/api/admin/**', '/api/**/admin').replace('$.patients[*].ssn', '$.patients[?(@.x)]').replace('^ls( |$)', '^ls(').replace('strategy: redact', 'strategy: no-such-mask'),
       'extra/targets.yaml': TARGETS.replace(HOST_KEY, 'ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl'),
       'extra/approval.yaml': APPROVAL.replace('^rm ', '(?=rm)'),
     });
@@ -98,6 +98,7 @@ describe('HTTP and SSH in the config repository', () => {
         'extra/listeners.yaml spec.http listener-tls-required',
         'extra/listeners.yaml spec.ssh listener-protocol-mismatch',
         'extra/role.yaml spec.http.routes[0].masks[0].path invalid-value',
+        'extra/role.yaml spec.http.routes[1].path invalid-value',
         'extra/role.yaml spec.ssh.execCommands[0] invalid-value',
         'extra/targets.yaml spec.ssh.hostKeys[0] invalid-value',
         'extra/approval.yaml spec.match.sshCommands[0] invalid-value',

@@ -216,6 +216,9 @@ function semanticChecks(m: Model, broken: ReadonlySet<string>): Diagnostic[] {
     });
     r.http?.routes?.forEach((route, i) => {
       claimId(httpRouteId(r, i), role, ['http', 'routes', i]);
+      if (route.path.replace(/\/\*\*$/, '').includes('**')) {
+        out.push(diag('error', role, ['http', 'routes', i, 'path'], 'invalid-value', `path "${route.path}": "**" may only be the last segment ("/api/**"); "*" matches one segment`));
+      }
       route.masks?.forEach((fm, k) => {
         const sub: PathSegment[] = ['http', 'routes', i, 'masks', k];
         if (route.action !== 'allow') out.push(diag('error', role, sub, 'invalid-value', `masks only apply to action: allow (this route says ${route.action})`));
