@@ -14,6 +14,8 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent, type RunningAgent } from '../../agent/src/agent.js';
 import { parseAgentConfig } from '../../agent/src/config/load.js';
+import { bundleFromConfig } from '../../agent/src/config/to-bundle.js';
+import type { AgentConfig, RoleConfig } from '../../agent/src/config/types.js';
 import { readJsonl } from '../../agent/src/audit/jsonl-recorder.js';
 import type { SessionEvent } from '../../agent/src/audit/events.js';
 import { startOidcIssuer, type TestIssuer } from '../support/oidc-issuer.js';
@@ -41,6 +43,7 @@ let agent: RunningAgent;
 let base: string;
 let dir: string;
 let recording: string;
+let config: AgentConfig;
 
 function startUpstream(): Promise<number> {
   upstream = http.createServer((req, res) => {
@@ -85,7 +88,7 @@ beforeAll(async () => {
   upstreamPort = await startUpstream();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-http-'));
   recording = path.join(dir, 'sessions.jsonl');
-  const config = parseAgentConfig(
+  config = parseAgentConfig(
     JSON.stringify({
       agent: { id: 'agent-http-test' },
       listeners: [{ name: 'records-http', protocol: 'http', address: '127.0.0.1', port: 0, target: 'records', allowPlaintext: true, maxRequestBytes: 4096 }],
@@ -282,6 +285,20 @@ describe('HTTP targets', () => {
     const tooBig = await fetch(`${base}/api/echo`, { method: 'POST', headers: auth, body: 'x'.repeat(5000) });
     expect(tooBig.status).toBe(413);
     expect(seen).toHaveLength(1);
+  });
+});
+
+describe('HTTP targets under a new bundle', () => {
+  it('applies new route rules to the next request, on the same listener', async () => {
+    const auth = { authorization: `Bearer ${await token()}` };
+    expect((await fetch(`${base}/api/echo`, { headers: auth })).status).toBe(200);
+    const roles = config.roles.map((r: RoleConfig) =>
+      r.name === 'care-api' ? { ...r, http: { defaultAction: 'deny', routes: [{ id: 'echo-closed', path: '/api/echo', action: 'deny' }] } } : r,
+    );
+    await agent.applyBundle(bundleFromConfig({ ...config, roles }, 'http-test v2'));
+    const res = await fetch(`${base}/api/echo`, { headers: auth });
+    expect(res.status).toBe(403);
+    expect(await res.json()).toMatchObject({ rule: 'echo-closed' });
   });
 });
 
