@@ -302,6 +302,27 @@ describe('HTTP targets under a new bundle', () => {
   });
 });
 
+describe('HTTP targets with a recorder that cannot write', () => {
+  it('refuses requests once recording fails: nothing is forwarded unrecorded', async () => {
+    const { JsonlRecorder } = await import('../../agent/src/audit/jsonl-recorder.js');
+    const full = await startAgent(config, { baseDir: dir, logger: pino({ level: 'silent' }), recorder: new JsonlRecorder('/dev/full') });
+    try {
+      const url = `http://127.0.0.1:${full.addresses.get('records-http')!.port}/api/echo`;
+      const auth = { authorization: `Bearer ${await token()}` };
+      await fetch(url, { headers: auth }).then((r) => r.text());
+      // The first records are written within milliseconds and fail with ENOSPC.
+      await new Promise((r) => setTimeout(r, 150));
+      seen.length = 0;
+      const res = await fetch(url, { headers: auth });
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ message: expect.stringMatching(/cannot record/) });
+      expect(seen).toHaveLength(0);
+    } finally {
+      await full.stop().catch(() => undefined);
+    }
+  });
+});
+
 /** Sends a request target exactly as written (fetch would normalise the dots away). */
 function rawStatus(target: string, authorization: string): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -78,6 +78,7 @@ function connect(password: string, opts: { keyboard?: boolean; agentPort?: numbe
     const c = new ssh2.Client();
     c.once('ready', () => resolve(c));
     c.once('error', reject);
+    c.once('close', () => reject(new Error('the server closed the connection before login')));
     if (opts.keyboard) c.on('keyboard-interactive', (_n, _i, _l, _prompts, finish) => finish([password]));
     c.connect({
       host: '127.0.0.1',
@@ -278,5 +279,22 @@ describe('SSH targets', () => {
       await other.stop();
     }
     expect(fs.readFileSync(file, 'utf8')).toMatch(/upstream_error/);
+  });
+
+  it('runs nothing unrecorded: once the recorder fails, channels are refused and new logins too', async () => {
+    const { JsonlRecorder } = await import('../../agent/src/audit/jsonl-recorder.js');
+    const full = await startAgent(agentConfig([sshd.hostPublicKey], recording), { baseDir: sshd.dir, logger: pino({ level: 'silent' }), recorder: new JsonlRecorder('/dev/full') });
+    try {
+      const agentPort = full.addresses.get('lab-ssh')!.port;
+      const c = await connect(await token(), { agentPort });
+      await new Promise((r) => setTimeout(r, 150)); // session.start is written and fails with ENOSPC
+      const ran = await exec(c, 'echo must not run');
+      c.end();
+      expect(ran).toMatchObject({ code: 126, stdout: '' });
+      expect(ran.stderr).toMatch(/cannot record/);
+      await expect(connect(await token(), { agentPort })).rejects.toThrow(/authentication methods failed|closed the connection/);
+    } finally {
+      await full.stop().catch(() => undefined);
+    }
   });
 });

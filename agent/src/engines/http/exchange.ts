@@ -147,6 +147,7 @@ export async function handleExchange(ctx: HttpSessionContext, req: http.Incoming
       if (res.destroyed) throw new Refusal(499, 'client_gone', 'the client left before the approval');
     }
 
+    if (!ctx.recorder.healthy) throw new Refusal(503, 'unavailable', 'Warden cannot record sessions right now; nothing is forwarded unrecorded');
     await relayResponse(ctx, req, res, { method, target: exchange.path, body, tls, clientAddress, subject: identity.subject, role: role.name }, decision, exchange, statement);
   } catch (err) {
     const refusal = err instanceof Refusal ? err

@@ -164,6 +164,10 @@ export function runSshConnection(ctx: SshSessionContext, client: ssh2.Connection
 
       const run = async (stream: ssh2.ServerChannel, action: SshAction): Promise<void> => {
         const started = performance.now();
+        if (!ctx.recorder.healthy) {
+          refuseChannel(stream, 'Warden cannot record sessions right now; nothing runs unrecorded');
+          return;
+        }
         let g = await gate(gateCtx, action, stream);
         const u = g.allowed ? await upstream! : undefined;
         if (u && 'error' in u) g = { ...g, allowed: false, decision: 'deny', reason: `Warden cannot reach ${ctx.target.name}: ${u.error}` };
@@ -197,6 +201,12 @@ export function runSshConnection(ctx: SshSessionContext, client: ssh2.Connection
           stream.on('end', () => ch.end());
           stream.on('close', () => ch.close());
           ch.on('data', (d: Buffer) => {
+            if (!ctx.recorder.healthy) {
+              // The recording broke (disk full, I/O error): the terminal stops rather than run unrecorded.
+              stream.stderr.write('\r\nWarden: the session can no longer be recorded; closing this channel\r\n');
+              ch.close();
+              return;
+            }
             rec?.output(d);
             stream.write(d);
           });
