@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM ?= npm
 
-.PHONY: install build test lint demo bench bench-fleet bench-approvals bench-http-ssh proto images clean
+.PHONY: install build test lint demo bench bench-audit bench-fleet bench-approvals bench-http-ssh proto images clean
 
 install:            ## install dependencies exactly as locked
 	$(NPM) ci
@@ -44,6 +44,9 @@ IMAGE_TAG ?= 0.1.0
 images:             ## build the agent and control-plane images (needs a Docker engine; see deploy/)
 	docker build -f deploy/docker/agent.Dockerfile -t $(IMAGE_PREFIX)/warden-agent:$(IMAGE_TAG) .
 	docker build -f deploy/docker/control-plane.Dockerfile -t $(IMAGE_PREFIX)/warden-control-plane:$(IMAGE_TAG) .
+
+bench-audit: build  ## the audit path alone: durable events/s agent → control plane, recording's added latency
+	node dist/bench/audit.js
 
 clean:
 	rm -rf dist bench/out

@@ -24,6 +24,7 @@ import type { AgentConfig } from '../agent/src/config/types.js';
 import { auditAppendSection } from './lib/audit.js';
 import { fleetRollout, fleetSection } from './lib/fleet.js';
 import { approvalLatency, approvalSection } from './lib/approvals.js';
+import { auditStreamSection, recordingLatencySection } from './lib/audit-stream.js';
 
 const seconds = Number(process.env.WARDEN_BENCH_SECONDS ?? 10);
 const clients = Number(process.env.WARDEN_BENCH_CLIENTS ?? 8);
@@ -172,6 +173,9 @@ async function main(): Promise<void> {
     });
     // Durable audit appends: batches into the PostgreSQL hash chain, as the control plane receives them.
     sections.push(await auditAppendSection(log));
+    // The whole audit path (agent spool → gRPC → control plane → chain → ack), and recording's cost per statement.
+    sections.push(await auditStreamSection(issuer.issuer, log));
+    sections.push(await recordingLatencySection(issuer.issuer, token, log));
     // A git commit to 50 agents on the new version, webhook → control-plane process → gRPC (lib/fleet.ts).
     sections.push(fleetSection(await fleetRollout(log, { rounds: 5 })));
     // A held statement released by an approver on the other replica (lib/approvals.ts).

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { AgentConfig } from './config/types.js';
 import type { Listener, PolicyBundle } from '../../proto/src/index.js';
 import { JsonlRecorder } from './audit/jsonl-recorder.js';
-import type { SessionRecorder } from './audit/events.js';
+import { DEFAULT_RESULT_RECORDING, type ResultRecording, type SessionRecorder } from './audit/events.js';
 import { CancelRegistry } from './engines/postgres/cancel.js';
 import { PostgresEngine } from './engines/postgres/listener.js';
 import type { ProtocolEngine } from './engines/engine.js';
@@ -69,13 +69,20 @@ export interface AgentIdentity {
   labels?: Record<string, string>;
   recordingPath: string;
   relayOnly?: boolean;
+  /** What session records keep of results; default: 20 sample rows and the hash of the stream. */
+  results?: ResultRecording;
 }
 
 /** Single-file mode: the config is compiled into a bundle by the control plane's own compiler. */
 export function startAgent(config: AgentConfig, options: StartOptions = {}): Promise<RunningAgent> {
   const bundle = bundleFromConfig(config, options.configFile ?? 'agent config');
   return startAgentFromBundle(
-    { id: config.agent.id, recordingPath: config.recording.path, relayOnly: config.enforcement === 'relay-only' },
+    {
+      id: config.agent.id,
+      recordingPath: config.recording.path,
+      relayOnly: config.enforcement === 'relay-only',
+      results: { ...DEFAULT_RESULT_RECORDING, ...(config.recording.sampleRows !== undefined ? { sampleRows: config.recording.sampleRows } : {}) },
+    },
     bundle,
     options,
   );
@@ -203,6 +210,7 @@ export async function startAgentFromBundle(identity: AgentIdentity, bundle: Poli
           auth: { verifier: state.verifier, groupMappings: (issuer: string) => state.mappingsFor(issuer), roles: state.roles, target: target.name },
           target,
           recorder,
+          results: identity.results ?? DEFAULT_RESULT_RECORDING,
           cancels,
           log: elog,
           maxMessageBytes: pg?.maxMessageBytes || 64 * 1024 * 1024,

@@ -29,6 +29,7 @@ const { values } = parseArgs({
     insecure: { type: 'boolean' },
     ops: { type: 'string' },
     'shutdown-grace': { type: 'string' },
+    'sample-rows': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -39,6 +40,7 @@ const usage = `usage:
                [--enroll-token env:NAME|file:PATH --name <agent-name> --label key=value ...]
   common:      [--ops <address:port>]      /healthz, /readyz, /metrics (config: ops: { address, port })
                [--shutdown-grace <secs>]   on SIGTERM, time for statements in flight (config: shutdown.graceSeconds; default 25)
+               [--sample-rows N]   result rows kept per statement in session records (default 20, 0 = none)
 
 Runs a Warden agent. PostgreSQL clients connect to its listeners with an OIDC
 token as password; the agent verifies it, maps groups to a role, enforces the
@@ -55,6 +57,12 @@ examples:
 if (values.help || (!values.config && !values['control-plane'])) {
   process.stdout.write(usage);
   process.exit(values.help ? 0 : 2);
+}
+
+function sampleRows(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 10000) throw new ConfigError('command line', ['--sample-rows must be an integer from 0 to 10000']);
+  return n;
 }
 
 const log = createLogger();
@@ -94,6 +102,7 @@ try {
       log,
       recordingPath: path.join(stateDir, 'sessions.jsonl'),
       metrics,
+      ...(values['sample-rows'] !== undefined ? { results: { sampleRows: sampleRows(values['sample-rows']), hash: true } } : {}),
       ...(values['enroll-token'] ? { enrollment: { token: resolveSecret(values['enroll-token']), name: values.name ?? 'agent', labels } } : {}),
     });
     stop = (graceMs) => managed.stop(graceMs);

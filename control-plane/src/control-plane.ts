@@ -12,6 +12,9 @@ import { AgentRegistry } from './distribution/agent-registry.js';
 import { Distribution, startDistributionServer } from './distribution/agent-service.js';
 import { SigningKey } from './distribution/signing-key.js';
 import { AuditChain } from './audit/hash-chain.js';
+import { SessionQuery } from './audit/session-query.js';
+import { Checkpointer } from './audit/checkpointer.js';
+import { AuditRetention, DEFAULT_RETENTION, parseRetention } from './audit/retention.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { migrateSchema } from './db/migrations.js';
 import { BundleStore } from './gitops/bundle-store.js';
@@ -66,6 +69,12 @@ export interface ControlPlaneConfig {
     /** The chat bot (Slack-compatible). Secrets by env:/file: reference. */
     slack?: { webhookUrlRef: string; signingSecretRef: string; users: Record<string, Approver> };
   };
+  audit?: {
+    /** How often the log's head is signed when it has grown (default 60000 ms). */
+    checkpointIntervalMs?: number;
+    /** How long records are kept: "6y" (the default and the minimum), "7y", "2557d"; only exported segments are ever pruned. */
+    retention?: string;
+  };
 }
 
 export interface RunningControlPlane {
@@ -107,6 +116,14 @@ export async function startControlPlane(
   const registry = new AgentRegistry(pool, schema);
   const key = SigningKey.loadOrCreate(path.resolve(baseDir, config.signingKeyFile));
   const audit = new AuditChain(pool, schema);
+  const retentionMs = parseRetention(config.audit?.retention ?? DEFAULT_RETENTION);
+  const checkpointer = new Checkpointer({
+    chain: audit,
+    privateKey: key.privateKey,
+    intervalMs: config.audit?.checkpointIntervalMs ?? 60_000,
+    log: opts.log,
+    retention: { store: new AuditRetention(pool, schema), ms: retentionMs },
+  });
   const distribution = new Distribution(registry, key, opts.log, 10, audit);
   const approvalStore = new ApprovalStore(pool, schema);
   const bus: ApprovalBus = config.approvals?.redisUrl ? await RedisApprovalBus.connect(config.approvals.redisUrl, schema) : new LocalApprovalBus();
@@ -179,6 +196,8 @@ export async function startControlPlane(
     health: { ready: () => watcher.current !== undefined },
     config: { current: () => watcher.current, lastAttempt: () => watcher.lastAttempt, history: () => bundles.history() },
     agents: { list: agents },
+    sessions: { query: new SessionQuery(pool, config.databaseSchema ?? 'warden') },
+    audit: { chain: audit, publicKey: key.publicKey },
     register: async (app: FastifyInstance) => {
       await app.register(metricsRoutes, { metrics });
       await app.register(approvalRoutes, { service: approvals, store: approvalStore });
@@ -195,6 +214,7 @@ export async function startControlPlane(
   watcher.start();
   approvals.start();
   if (slack) startSlackNotifier(approvals, slack, opts.log);
+  checkpointer.start();
   const addr = api.server.address();
   return {
     api,
@@ -217,6 +237,7 @@ export async function startControlPlane(
       await api.close();
       await grpcServer.close();
       await bus.close();
+      await checkpointer.stop().catch(() => undefined);
       await pool.end();
       await embedded?.stop();
     },

@@ -43,6 +43,8 @@ export interface TestAgentOptions {
   metrics?: AgentMetrics;
   /** A logger of the test's choosing (e.g. one whose output the test reads); default silent. */
   logger?: Logger;
+  /** recording.sampleRows (result rows kept per statement); the agent's default when absent. */
+  sampleRows?: number;
 }
 
 /** Every statement kind: the default test role may do anything, but every statement is still parsed and decided. */
@@ -78,7 +80,7 @@ export function testAgentConfig(opts: TestAgentOptions, recordingPath: string): 
     ...(opts.classification ? { classification: opts.classification } : {}),
     ...(opts.masking ? { masking: opts.masking } : {}),
     ...(opts.enforcement ? { enforcement: opts.enforcement } : {}),
-    recording: { kind: 'jsonl', path: recordingPath },
+    recording: { kind: 'jsonl', path: recordingPath, ...(opts.sampleRows !== undefined ? { sampleRows: opts.sampleRows } : {}) },
   };
 }
 

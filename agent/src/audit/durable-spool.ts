@@ -36,8 +36,12 @@ export class DurableSpool implements SessionRecorder {
   private batch: SpooledEvent[] = [];
   private timer: NodeJS.Timeout | null = null;
   private readonly seqs = new Map<string, number>();
-  /** Unacknowledged events in order, with their encoded size. */
-  private readonly unacked: Array<SpooledEvent & { bytes: number }> = [];
+  /**
+   * Unacknowledged events with their encoded size, per session in sequence order, so an
+   * acknowledgement drops a session's prefix without walking everyone else's events.
+   */
+  private readonly unacked = new Map<string, Array<SpooledEvent & { bytes: number }>>();
+  private unackedCount = 0;
   private readonly acked = new Map<string, number>();
   private unackedBytes = 0;
   private waiters: Array<() => void> = [];
@@ -74,9 +78,7 @@ export class DurableSpool implements SessionRecorder {
       const e = JSON.parse(line) as SpooledEvent;
       this.seqs.set(e.sessionId, Math.max(this.seqs.get(e.sessionId) ?? 0, e.seq));
       if (e.seq <= (this.acked.get(e.sessionId) ?? 0)) continue;
-      const bytes = Buffer.byteLength(line) + 1;
-      this.unacked.push({ ...e, bytes });
-      this.unackedBytes += bytes;
+      this.hold({ ...e, bytes: Buffer.byteLength(line) + 1 });
     }
   }
 
@@ -88,23 +90,40 @@ export class DurableSpool implements SessionRecorder {
     return this.failure;
   }
 
-  /** Events not yet acknowledged, oldest first (replayed to the control plane on reconnect). */
+  private hold(e: SpooledEvent & { bytes: number }): void {
+    let q = this.unacked.get(e.sessionId);
+    if (!q) this.unacked.set(e.sessionId, (q = []));
+    q.push(e);
+    this.unackedBytes += e.bytes;
+    this.unackedCount++;
+  }
+
+  /** Events not yet acknowledged, each session's in order (replayed to the control plane on reconnect). */
   pending(): SpooledEvent[] {
-    return this.unacked.map(({ sessionId, seq, event }) => ({ sessionId, seq, event }));
+    const out: SpooledEvent[] = [];
+    for (const q of this.unacked.values()) for (const { sessionId, seq, event } of q) out.push({ sessionId, seq, event });
+    return out;
+  }
+
+  /** How many events wait for an acknowledgement. */
+  get pendingCount(): number {
+    return this.unackedCount;
   }
 
   /** Events recorded but not acknowledged yet (written or still in the batch), and the oldest one's time. */
   backlog(): { events: number; oldestAt?: string } {
-    const oldest = this.unacked[0] ?? this.batch[0];
-    return { events: this.unacked.length + this.batch.length, ...(oldest ? { oldestAt: oldest.event.at } : {}) };
+    let oldest: string | undefined;
+    for (const q of this.unacked.values()) if (q[0] && (oldest === undefined || q[0].event.at < oldest)) oldest = q[0].event.at;
+    oldest ??= this.batch[0]?.event.at;
+    return { events: this.unackedCount + this.batch.length, ...(oldest ? { oldestAt: oldest } : {}) };
   }
 
   /** Resolves once every event recorded so far is acknowledged, or after `timeoutMs` (false then). */
   async acknowledged(timeoutMs: number): Promise<boolean> {
     await this.flush().catch(() => undefined);
     const deadline = Date.now() + timeoutMs;
-    while (this.unacked.length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    return this.unacked.length === 0;
+    while (this.unackedCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    return this.unackedCount === 0;
   }
 
   record(event: SessionEvent): void {
@@ -115,26 +134,42 @@ export class DurableSpool implements SessionRecorder {
     this.timer ??= setTimeout(() => this.write(), this.opts.flushMs ?? 10);
   }
 
+  /** True while a batch is being written and fsync'd; batches recorded meanwhile wait for the next write. */
+  private writing = false;
+
+  /**
+   * Writes and fsyncs the waiting batch off the event loop (the thread pool does the I/O), so
+   * statements in flight never stall behind a disk flush; one write at a time keeps the file in order.
+   */
   private write(): void {
+    if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.writing) return;
     const batch = this.batch;
     this.batch = [];
-    if (batch.length > 0 && !this.failure) {
-      const lines = batch.map((e) => JSON.stringify(e) + '\n');
-      try {
-        fs.writeSync(this.fd, lines.join(''));
-        fs.fdatasyncSync(this.fd);
-        batch.forEach((e, i) => {
-          const bytes = Buffer.byteLength(lines[i]!);
-          this.unacked.push({ ...e, bytes });
-          this.unackedBytes += bytes;
-        });
+    if (batch.length === 0 || this.failure) {
+      this.settle();
+      return;
+    }
+    const lines = batch.map((e) => JSON.stringify(e) + '\n');
+    this.writing = true;
+    const done = (err: Error | null): void => {
+      this.writing = false;
+      if (err) this.failure = err;
+      else {
+        batch.forEach((e, i) => this.hold({ ...e, bytes: Buffer.byteLength(lines[i]!) }));
         this.opts.onDurable?.(batch);
         this.sink?.(batch);
-      } catch (err) {
-        this.failure = err as Error;
       }
-    }
+      if (this.batch.length > 0 && !this.failure) this.write();
+      else this.settle();
+    };
+    fs.write(this.fd, lines.join(''), (err) => (err ? done(err) : fs.fdatasync(this.fd, (e) => done(e))));
+  }
+
+  /** Wakes flush() callers once nothing recorded is still unwritten. */
+  private settle(): void {
+    if (this.writing || (this.batch.length > 0 && !this.failure)) return;
     const waiters = this.waiters;
     this.waiters = [];
     waiters.forEach((w) => w());
@@ -147,14 +182,15 @@ export class DurableSpool implements SessionRecorder {
     if (upTo <= (this.acked.get(sessionId) ?? 0)) return;
     this.acked.set(sessionId, upTo);
     fs.writeSync(this.acksFd, JSON.stringify({ sid: sessionId, upTo }) + '\n');
-    let i = 0;
-    for (let j = 0; j < this.unacked.length; j++) {
-      const e = this.unacked[j]!;
-      if (e.sessionId === sessionId && e.seq <= upTo) this.unackedBytes -= e.bytes;
-      else this.unacked[i++] = e;
+    const q = this.unacked.get(sessionId);
+    if (q) {
+      let n = 0;
+      while (n < q.length && q[n]!.seq <= upTo) this.unackedBytes -= q[n++]!.bytes;
+      if (n === q.length) this.unacked.delete(sessionId);
+      else q.splice(0, n);
+      this.unackedCount -= n;
     }
-    this.unacked.length = i;
-    if (this.unacked.length === 0 && this.batch.length === 0) this.compact();
+    if (this.unackedCount === 0 && this.batch.length === 0 && !this.writing) this.compact();
   }
 
   /** Everything acknowledged: start both files afresh so the spool does not grow forever. */
@@ -166,13 +202,10 @@ export class DurableSpool implements SessionRecorder {
 
   flush(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    if (this.batch.length === 0 && !this.timer) return Promise.resolve();
+    if (this.batch.length === 0 && !this.writing) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.waiters.push(() => (this.failure ? reject(this.failure) : resolve()));
-      if (this.timer) {
-        clearTimeout(this.timer);
-        this.write();
-      }
+      if (!this.writing) this.write();
     });
   }
 

@@ -19,6 +19,23 @@ export type SessionEndReason =
   | 'auth_failed'
   | 'agent_shutdown';
 
+/** A recorded value (bind parameter): its text form, or null for SQL NULL; `masked` when the text is a masked rendering. */
+export interface RecordedValue {
+  value: string | null;
+  masked?: true;
+}
+
+/** The first rows of a result exactly as the client received them (masked values included), in text form. */
+export interface RecordedSample {
+  /** Output column names as described to the client (empty when the client never asked for a description). */
+  columns: string[];
+  /** Indexes of columns whose values were masked on the wire. */
+  maskedColumns: number[];
+  rows: Array<Array<string | null>>;
+  /** More rows were sent than are sampled here. */
+  truncated: boolean;
+}
+
 /** One finished statement as the data path saw it. */
 export interface StatementRecord {
   protocol: 'simple' | 'extended' | 'function-call' | 'http' | 'ssh';
@@ -42,6 +59,14 @@ export interface StatementRecord {
   touchedColumns?: string[];
   /** The result was cut at the role's row limit. */
   truncated?: boolean;
+  /** Tables read or written ("schema.table"), as the analysis resolved them. */
+  tables?: string[];
+  /** Bind parameters (extended protocol), masked by the classification of the columns they meet. */
+  parameters?: RecordedValue[];
+  /** SHA-256 (hex) over every DataRow exactly as sent to the client, in order. */
+  resultSha256?: string;
+  /** The first rows sent, up to the configured cap. */
+  sample?: RecordedSample;
   /** HTTP targets: the exchange as the client saw it (response after masking). */
   http?: HttpExchangeRecord;
 }
@@ -62,6 +87,15 @@ export interface HttpExchangeRecord {
   requestBody: string;
   requestBytes: number;
 }
+
+/** What the agent keeps of results: a sample of the first rows (0 = none) and a hash of the whole stream. */
+export interface ResultRecording {
+  sampleRows: number;
+  hash: boolean;
+}
+
+/** Twenty rows show an auditor what was seen without turning the audit log into a copy of the database. */
+export const DEFAULT_RESULT_RECORDING: ResultRecording = { sampleRows: 20, hash: true };
 
 export type SessionEvent =
   | {

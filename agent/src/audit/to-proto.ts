@@ -81,6 +81,20 @@ export function toAuditEvent(e: SessionEvent, sequence: number, bundleVersion = 
             touchedColumns: e.touchedColumns ?? [],
             maskedValues: BigInt(e.maskedValues ?? 0),
             returnedValues: BigInt(e.returnedValues ?? 0),
+            tables: e.tables ?? [],
+            parameters: (e.parameters ?? []).map((p) => ({ text: p.value ?? '', isNull: p.value === null, masked: p.masked ?? false })),
+            ...(e.resultSha256 ? { resultSha256: Buffer.from(e.resultSha256, 'hex') } : {}),
+            ...(e.sample
+              ? {
+                  sample: {
+                    columns: e.sample.columns,
+                    truncated: e.sample.truncated,
+                    rows: e.sample.rows.map((row) => ({
+                      cells: row.map((v, i) => ({ text: v ?? '', isNull: v === null, masked: e.sample!.maskedColumns.includes(i) })),
+                    })),
+                  },
+                }
+              : {}),
             ...(e.http ? { http: { ...e.http, responseSha256: Buffer.from(e.http.responseSha256, 'hex'), responseBytes: BigInt(e.http.responseBytes), requestBytes: BigInt(e.http.requestBytes) } } : {}),
           },
         },
@@ -103,7 +117,7 @@ export function toAuditEvent(e: SessionEvent, sequence: number, bundleVersion = 
     case 'auth.refused':
       return create(AuditEventSchema, {
         ...base,
-        kind: { case: 'authRefused', value: { agentId: e.agentId, listener: e.listener, clientAddress: e.clientAddress, sqlstate: e.sqlState, reason: e.reason, subject: e.subject ?? '' } },
+        kind: { case: 'authRefused', value: { agentId: e.agentId, listener: e.listener, clientAddress: e.clientAddress, sqlstate: e.sqlState, reason: e.reason, subject: e.subject ?? '', refusedAt: at } },
       });
   }
 }

@@ -35,6 +35,11 @@ describe('agent configuration', () => {
     expect(parseAgentConfig(valid).targets[0]).toMatchObject({ password: 'env:PGPASS' });
   });
 
+  it('takes a per-statement sample size for session records, from 0 (none) up', () => {
+    expect(parseAgentConfig(valid.replace('path: sessions.jsonl', 'path: sessions.jsonl, sampleRows: 0')).recording.sampleRows).toBe(0);
+    expect(problems(valid.replace('path: sessions.jsonl', 'path: sessions.jsonl, sampleRows: -1')).join('\n')).toMatch(/recording\.sampleRows/);
+  });
+
   it('names the path of each problem, all at once', () => {
     const bad = valid
       .replace('password: env:PGPASS', 'password: hunter2')

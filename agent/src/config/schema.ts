@@ -168,7 +168,7 @@ export const agentConfigSchema = {
       type: 'object',
       additionalProperties: false,
       required: ['kind', 'path'],
-      properties: { kind: { const: 'jsonl' }, path: { type: 'string', minLength: 1 } },
+      properties: { kind: { const: 'jsonl' }, path: { type: 'string', minLength: 1 }, sampleRows: { type: 'integer', minimum: 0, maximum: 10000 } },
     },
     ops: {
       type: 'object',

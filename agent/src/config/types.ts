@@ -132,6 +132,8 @@ export interface PostgresTargetConfig {
 export interface RecordingConfig {
   kind: 'jsonl';
   path: string;
+  /** Result rows kept per statement, masked as the client got them (default 20; 0 keeps none). */
+  sampleRows?: number;
 }
 
 export interface AgentConfig {

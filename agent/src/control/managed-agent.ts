@@ -16,6 +16,7 @@ import path from 'node:path';
 import { DurableSpool } from '../audit/durable-spool.js';
 import { ApprovalBroker } from '../approval/broker.js';
 import type { AgentMetrics } from '../ops/metrics.js';
+import type { ResultRecording } from '../audit/events.js';
 
 export interface ManagedAgentOptions {
   address: string;
@@ -25,6 +26,8 @@ export interface ManagedAgentOptions {
   /** Needed only for the first start: an enrollment token and the name/labels to enroll with. */
   enrollment?: { token: string; name: string; labels?: Record<string, string> };
   recordingPath: string;
+  /** What session records keep of results (default: 20 sample rows and the stream's hash). */
+  results?: ResultRecording;
   backoff?: { initialMs: number; maxMs: number };
   /** On stop, how long to wait for the control plane to acknowledge the last events. Default 5000. */
   ackWaitMs?: number;
@@ -69,7 +72,7 @@ export async function startManagedAgent(opts: ManagedAgentOptions): Promise<Mana
   const approvals = new ApprovalBroker({ agentId: info.agentId, managed: true, keys: () => link?.trustedApprovalKeys() ?? info.bundleKeys });
   const apply = async (bundle: PolicyBundle): Promise<void> => {
     if (!agent) {
-      agent = await startAgentFromBundle({ id: info.agentId, labels: info.labels, recordingPath: opts.recordingPath }, bundle, {
+      agent = await startAgentFromBundle({ id: info.agentId, labels: info.labels, recordingPath: opts.recordingPath, ...(opts.results ? { results: opts.results } : {}) }, bundle, {
         baseDir: opts.stateDir,
         logger: opts.log,
         recorder: spool,

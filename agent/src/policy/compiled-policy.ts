@@ -15,8 +15,10 @@ import {
   type Role,
   type TableRule,
 } from '../../../proto/src/index.js';
-import type { Masker } from '../masking/index.js';
+import { compileMasker, type Masker } from '../masking/index.js';
 import { MaskerFactory, PolicyLoadError, type SecretResolver } from './maskers.js';
+
+const REDACT_RECORD = compileMasker({ kind: 'redact' });
 
 export type ColumnAction = 'allow' | 'mask' | 'deny';
 
@@ -116,6 +118,20 @@ export class CompiledRole {
     }
     const rule = entry.rule.columns[i]!;
     return this.withMask({ action: ACTION[rule.action] ?? 'deny', ruleId: rule.id, phiClass }, rule.mask, classification);
+  }
+
+  /**
+   * How the audit record keeps a value bound to this column (a bind parameter compared to it or
+   * written into it): masked like the column's results when the role masks it; redacted, or masked
+   * by the classification's default, when it is PHI or denied; kept (null) only for unclassified,
+   * allowed columns.
+   */
+  recordMasker(schema: string, table: string, column: string): Masker | null {
+    const d = this.column(schema, table, column);
+    if (d.action === 'mask' && d.masker) return d.masker;
+    if (d.action === 'allow' && d.phiClass === PhiClass.UNSPECIFIED) return null;
+    const cls = this.policy.classify(schema, table, column);
+    return cls?.defaultMask?.strategy ? this.policy.maskers.get(cls.defaultMask).masker : REDACT_RECORD;
   }
 
   /** A MASK without a usable strategy fails closed to DENY. */

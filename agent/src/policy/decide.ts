@@ -35,6 +35,18 @@ export interface StatementPlan {
   masks: OutputMask[];
   /** Number of result columns the analysis expects (undefined: not a row-returning statement). */
   outputs?: number;
+  /**
+   * How the audit record keeps each bind parameter ($n → masker, null = as sent). A parameter
+   * not listed has no established origin: see `unknownParams`.
+   */
+  params?: Map<number, Masker | null>;
+  /** Masker for parameters of unknown origin: redact under PHI restrictions (fail closed), else null. */
+  unknownParams?: Masker | null;
+  /**
+   * Result columns the record's sample keeps redacted (the client still gets them): under PHI
+   * restrictions, values computed with a literal or parameter may echo PHI the client typed.
+   */
+  sampleRedact?: number[];
 }
 
 export interface Decision {
@@ -48,6 +60,8 @@ export interface Decision {
   touched?: string[];
   /** Approval rules whose statement-shape conditions hold (see approval-rules.ts); absent when none. */
   approvals?: ApprovalCandidate[];
+  /** Tables the statement reads or writes ("schema.table"), for the record and audit search. */
+  tables: string[];
 }
 
 /** Analysis kinds → the bundle's statement kinds. */
@@ -121,12 +135,13 @@ export function decide(analyses: StatementAnalysis[], role: CompiledRole): Decis
   const statements: StatementPlan[] = [];
   // Recorded for refused statements too: an attempt on PHI is evidence.
   const touched = [...new Set(analyses.flatMap((a) => [...a.reads, ...a.writes].map(qualified)))];
+  const tables = [...new Set(analyses.flatMap((a) => a.tables.map((t) => `${t.schema}.${t.table}`)))];
   try {
     for (const a of analyses) statements.push(decideOne(a, role, ruleIds, maskedColumns));
   } catch (err) {
     if (!(err instanceof Denied)) throw err;
     ruleIds.add(err.ruleId);
-    return { action: 'deny', ruleIds: [...ruleIds], reason: err.message, statements: [], maskedColumns: [], ...(touched.length > 0 ? { touched } : {}) };
+    return { action: 'deny', ruleIds: [...ruleIds], reason: err.message, statements: [], maskedColumns: [], tables, ...(touched.length > 0 ? { touched } : {}) };
   }
   return {
     action: maskedColumns.size > 0 ? 'mask' : 'allow',
@@ -134,6 +149,7 @@ export function decide(analyses: StatementAnalysis[], role: CompiledRole): Decis
     statements,
     maskedColumns: [...maskedColumns].map(([column, strategy]) => ({ column, strategy })),
     ...(touched.length > 0 ? { touched } : {}),
+    tables,
   };
 }
 
@@ -220,5 +236,20 @@ function decideOne(a: StatementAnalysis, role: CompiledRole, ruleIds: Set<string
     const where = kind === StatementKind.COPY_OUT ? 'COPY output' : a.flags.cursorDeclared ? 'a cursor' : a.flags.sqlPrepare ? 'an SQL-level PREPARE' : undefined;
     if (where) throw new Denied(masks[0]!.column, `masked column ${masks[0]!.column} cannot be read through ${where}; use a plain SELECT`);
   }
-  return { kind, masks, ...(a.returnsRows ? { outputs: a.outputs.length } : {}) };
+  const sampleRedact = role.restrictsPhi ? a.outputs.flatMap((o, i) => (o.fromInput && !masks.some((m) => m.index === i) ? [i] : [])) : [];
+  return { kind, masks, ...(a.returnsRows ? { outputs: a.outputs.length } : {}), ...paramPlan(a, role), ...(sampleRedact.length > 0 ? { sampleRedact } : {}) };
+}
+
+/** Parameters are recorded masked like the columns they meet; the first masking column wins. */
+function paramPlan(a: StatementAnalysis, role: CompiledRole): Pick<StatementPlan, 'params' | 'unknownParams'> {
+  const params = new Map<number, Masker | null>();
+  for (const [n, cols] of a.params ?? []) {
+    let masker: Masker | null = null;
+    for (const c of cols) {
+      masker = c.column === '*' ? REDACT_UNKNOWN : role.recordMasker(c.schema, c.table, c.column);
+      if (masker) break;
+    }
+    params.set(n, masker);
+  }
+  return { params, unknownParams: role.restrictsPhi ? REDACT_UNKNOWN : null };
 }

@@ -32,6 +32,14 @@ const SENSITIVE_CATALOG = new Set([
 ]);
 const MAX_VIEW_DEPTH = 8;
 
+/** True when an expression holds a literal or a bind parameter: its value may be whatever the client typed. */
+function containsInput(n: Node): boolean {
+  if (n === null || typeof n !== 'object') return false;
+  if (Array.isArray(n)) return n.some(containsInput);
+  if ('A_Const' in n || 'ParamRef' in n) return true;
+  return Object.values(n).some(containsInput);
+}
+
 const key = (c: ColumnRef): string => `${c.schema}.${c.table}.${c.column}`;
 const nodeKind = (n: Node): string | undefined => (n && typeof n === 'object' && !Array.isArray(n) ? Object.keys(n)[0] : undefined);
 const str = (n: Node): string | undefined => n?.String?.sval;
@@ -44,6 +52,8 @@ export class LineageAnalyzer {
   readonly functions = new Set<string>();
   readonly unresolved: string[] = [];
   readonly flags: StatementAnalysis['flags'] = {};
+  /** Bind parameters ($n) → the base columns each is compared to, assigned to or inserted into. */
+  readonly params = new Map<number, Map<string, ColumnRef>>();
   private viewDepth = 0;
   /** Counts user-defined function calls seen, so a target can tell whether its expression made one. */
   private userCalls = 0;
@@ -175,7 +185,8 @@ export class LineageAnalyzer {
     const before = this.userCalls;
     const sources = this.expr(val, scope, true);
     const opaque = this.userCalls > before;
-    return [{ name: rt?.name ?? this.outputName(val), sources, direct: false, ...(opaque ? { opaque } : {}) }];
+    const fromInput = containsInput(val);
+    return [{ name: rt?.name ?? this.outputName(val), sources, direct: false, ...(opaque ? { opaque } : {}), ...(fromInput ? { fromInput } : {}) }];
   }
 
   private outputName(val: Node): string {
@@ -327,12 +338,50 @@ export class LineageAnalyzer {
       case 'ParamRef':
       case 'TypeName':
         return [];
+      case 'A_Expr': {
+        // An operator ($1 = col, col IN ($1, $2), col BETWEEN $1 AND $2, ...): its parameters take the
+        // classification of every column it involves, so the record masks them like those columns.
+        const sources = [...this.expr(v.lexpr, scope, computed), ...this.expr(v.rexpr, scope, computed)];
+        this.bindParams(node, sources);
+        return sources;
+      }
       default: {
         // Every other node (operators, casts, CASE, arrays, rows, indirection, ...) depends on what it contains.
         const out: ColumnRef[] = [];
         for (const child of Object.values(v ?? {})) if (child && typeof child === 'object') out.push(...this.expr(child, scope, computed));
         return out;
       }
+    }
+  }
+
+  /** Associates every parameter inside `node` (not inside subqueries) with `sources`. */
+  bindParams(node: Node, sources: ColumnRef[]): void {
+    if (sources.length === 0) return;
+    const visit = (n: Node): void => {
+      if (n === null || typeof n !== 'object') return;
+      if (Array.isArray(n)) return n.forEach(visit);
+      const k = nodeKind(n);
+      if (k === 'SubLink' || k === 'SelectStmt') return;
+      if (k === 'ParamRef') {
+        const number = n.ParamRef.number as number;
+        let cols = this.params.get(number);
+        if (!cols) this.params.set(number, (cols = new Map()));
+        for (const s of sources) cols.set(key(s), s);
+        return;
+      }
+      for (const child of Object.values(k ? n[k] ?? {} : n)) visit(child);
+    };
+    visit(node);
+  }
+
+  /** INSERT ... VALUES: the i-th value of each row goes into the i-th target column. */
+  bindInsertValues(entry: RangeEntry, names: string[] | undefined, select: Node): void {
+    const targets = names ? names.map((n) => entry.columns.find((c) => c.name === n)) : entry.columns;
+    for (const row of select?.valuesLists ?? []) {
+      (row.List?.items ?? []).forEach((item: Node, i: number) => {
+        const col = targets[i];
+        if (col) this.bindParams(item, col.sources);
+      });
     }
   }
 

@@ -30,6 +30,7 @@ function result(a: LineageAnalyzer, kind: StatementKindName, commandTag: string,
     flags: a.flags,
     hasWhere,
     unresolved: a.unresolved,
+    params: new Map([...a.params].map(([n, cols]) => [n, [...cols.values()]])),
   };
 }
 
@@ -52,6 +53,7 @@ export function classifyStatement(stmt: Node, a: LineageAnalyzer): StatementAnal
       if (!entry) return result(a, 'insert', 'INSERT', [], false);
       const names: string[] | undefined = v.cols ? v.cols.map((c: Node) => c.ResTarget.name) : undefined;
       a.write(entry, names);
+      a.bindInsertValues(entry, names, v.selectStmt?.SelectStmt);
       if (v.selectStmt?.SelectStmt) {
         // Whatever is inserted is copied: its sources count as computed reads.
         const outs = a.select(v.selectStmt.SelectStmt, undefined);
@@ -68,7 +70,10 @@ export function classifyStatement(stmt: Node, a: LineageAnalyzer): StatementAnal
       for (const f of v.fromClause ?? []) a.fromItem(f, scope);
       const names: string[] = (v.targetList ?? []).map((t: Node) => t.ResTarget.name);
       a.write(entry, names);
-      for (const t of v.targetList ?? []) a.expr(t.ResTarget.val, scope, true);
+      for (const t of v.targetList ?? []) {
+        a.expr(t.ResTarget.val, scope, true);
+        a.bindParams(t.ResTarget.val, entry.columns.find((c) => c.name === t.ResTarget.name)?.sources ?? []);
+      }
       if (v.whereClause) a.expr(v.whereClause, scope, true);
       if (!v.whereClause) a.flags.updateWithoutWhere = true;
       const outs = a.targetList(v.returningClause?.exprs ?? v.returningList, scope);

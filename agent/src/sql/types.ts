@@ -15,6 +15,8 @@ export interface OutputColumn {
   direct: boolean;
   /** True when the value comes from something the analysis cannot see into (a function result without column arguments is not opaque). */
   opaque?: boolean;
+  /** Computed with a literal or bind parameter in it: the value may carry what the client typed. */
+  fromInput?: boolean;
 }
 
 export type StatementKindName =
@@ -61,6 +63,11 @@ export interface StatementAnalysis {
   hasWhere: boolean;
   /** Names that could not be resolved (tables, columns): the policy layer refuses rather than guess. */
   unresolved: string[];
+  /**
+   * Bind parameters ($n) → the base columns each is compared to, assigned to or inserted into.
+   * A parameter not listed has no origin the analysis can establish.
+   */
+  params?: Map<number, ColumnRef[]>;
 }
 
 export interface RelationInfo {

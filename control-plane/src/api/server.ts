@@ -9,6 +9,8 @@ import peopleAuth, { type PeopleAuthOptions } from './people-auth.js';
 import healthRoutes, { type HealthOptions } from './routes/health.js';
 import configRoutes, { type ConfigRouteOptions } from './routes/config.js';
 import agentRoutes, { type AgentRouteOptions } from './routes/agents.js';
+import sessionRoutes, { type SessionRouteOptions } from './routes/sessions.js';
+import auditRoutes, { type AuditRouteOptions } from './routes/audit.js';
 
 export interface ApiOptions {
   logger?: Logger | boolean;
@@ -16,6 +18,10 @@ export interface ApiOptions {
   health: HealthOptions;
   config: ConfigRouteOptions;
   agents: AgentRouteOptions;
+  /** Audited sessions (search and replay); absent when the API runs without the audit log. */
+  sessions?: SessionRouteOptions;
+  /** The audit chain's public key and verification. */
+  audit?: AuditRouteOptions;
   /** Extra plugins (e.g. the git webhook) registered after the core routes. */
   register?: (app: FastifyInstance) => Promise<void>;
 }
@@ -33,6 +39,8 @@ export async function buildApi(opts: ApiOptions): Promise<FastifyInstance> {
   await app.register(healthRoutes, opts.health);
   await app.register(configRoutes, opts.config);
   await app.register(agentRoutes, opts.agents);
+  if (opts.sessions) await app.register(sessionRoutes, opts.sessions);
+  if (opts.audit) await app.register(auditRoutes, opts.audit);
   if (opts.register) await opts.register(app);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();

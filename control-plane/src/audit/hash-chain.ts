@@ -14,7 +14,9 @@ export interface AuditRecordInput {
   sessionId: string;
   /** Per-session sequence number: (sessionId, sessionSeq) makes appends idempotent. */
   sessionSeq: number;
-  event: unknown;
+  /** The record; or, instead, `payload`: canonicalJson(record) made by the caller (outside the append's lock). */
+  event?: unknown;
+  payload?: string;
 }
 
 export interface Checkpoint {
@@ -35,7 +37,9 @@ export interface VerifyResult {
   problem?: { kind: ProblemKind; seq: number; detail: string };
 }
 
-const GENESIS = Buffer.alloc(32);
+export const GENESIS = Buffer.alloc(32);
+/** Record separator for batch parameters. */
+const RS = '\x1e';
 
 export function recordHash(prev: Buffer, seq: number, canonical: string): Buffer {
   const pos = Buffer.alloc(8);
@@ -43,7 +47,8 @@ export function recordHash(prev: Buffer, seq: number, canonical: string): Buffer
   return createHash('sha256').update(prev).update(pos).update(canonical, 'utf8').digest();
 }
 
-function checkpointBytes(size: number, head: Buffer): Buffer {
+/** The bytes a checkpoint signature covers. */
+export function checkpointBytes(size: number, head: Buffer): Buffer {
   const n = Buffer.alloc(8);
   n.writeBigUInt64BE(BigInt(size));
   return Buffer.concat([Buffer.from('warden.audit.checkpoint\0'), n, head]);
@@ -54,6 +59,13 @@ export function keyIdOf(publicKey: KeyObject): string {
 }
 
 export class AuditChain extends SchemaTables {
+
+  /** Where the stored chain starts once a prefix was pruned: a signed checkpoint's size and head hash. */
+  async anchor(): Promise<{ seq: number; hash: Buffer; checkpointId: number } | undefined> {
+    const row = (await this.pool.query(`SELECT seq, hash, checkpoint_id FROM ${this.t('audit_anchor')} WHERE id = 1`)).rows[0] as { seq: string; hash: Buffer; checkpoint_id: string } | undefined;
+    return row ? { seq: Number(row.seq), hash: row.hash, checkpointId: Number(row.checkpoint_id) } : undefined;
+  }
+
   /**
    * Appends a batch in one transaction (the head row lock serialises writers across replicas).
    * Records already present (same session id + sequence) are skipped: replays are harmless.
@@ -66,44 +78,62 @@ export class AuditChain extends SchemaTables {
       await client.query('BEGIN');
       const head = (await client.query(`SELECT seq, hash FROM ${this.t('audit_head')} WHERE id = 1 FOR UPDATE`)).rows[0] as { seq: string; hash: Buffer };
       const existing = await client.query(
-        `SELECT session_id, session_seq FROM ${this.t('audit_log')} WHERE (session_id, session_seq) IN (SELECT * FROM unnest($1::text[], $2::bigint[]))`,
-        [records.map((r) => r.sessionId), records.map((r) => r.sessionSeq)],
+        `SELECT session_id, session_seq FROM ${this.t('audit_log')} WHERE (session_id, session_seq) IN (SELECT sid, sseq FROM json_to_recordset($1::json) AS x(sid text, sseq bigint))`,
+        [JSON.stringify(records.map((r) => ({ sid: r.sessionId, sseq: r.sessionSeq })))],
       );
       const seen = new Set(existing.rows.map((r: { session_id: string; session_seq: string }) => `${r.session_id}#${r.session_seq}`));
       let seq = Number(head.seq);
       let prev = head.hash;
-      const cols: { seq: number[]; sid: string[]; sseq: number[]; payload: string[]; prev: Buffer[]; hash: Buffer[] } = { seq: [], sid: [], sseq: [], payload: [], prev: [], hash: [] };
+      // Payloads and hashes travel as single text parameters split by the record separator (0x1E) in
+      // PostgreSQL: no escaping work for the bulk of the bytes. JSON never holds a raw 0x1E.
+      const cols = { seq: [] as number[], sid: [] as string[], sseq: [] as number[], payload: [] as string[], prev: [] as string[], hash: [] as string[] };
       for (const r of records) {
         const k = `${r.sessionId}#${r.sessionSeq}`;
         if (seen.has(k)) continue;
         seen.add(k);
         seq++;
-        const payload = canonicalJson(r.event);
+        const payload = r.payload ?? canonicalJson(r.event);
+        if (payload.includes(RS)) throw new Error(`record ${r.sessionId}#${r.sessionSeq}: a payload must be JSON (it holds a raw 0x1E)`);
         const hash = recordHash(prev, seq, payload);
         cols.seq.push(seq);
         cols.sid.push(r.sessionId);
         cols.sseq.push(r.sessionSeq);
         cols.payload.push(payload);
-        cols.prev.push(prev);
-        cols.hash.push(hash);
+        cols.prev.push(prev.toString('hex'));
+        cols.hash.push(hash.toString('hex'));
         prev = hash;
       }
-      if (cols.seq.length > 0) {
+      const rows = cols.seq;
+      if (rows.length > 0) {
         await client.query(
           `INSERT INTO ${this.t('audit_log')} (seq, session_id, session_seq, payload, prev_hash, hash)
-           SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::bytea[])`,
-          [cols.seq, cols.sid, cols.sseq, cols.payload, cols.prev, cols.hash],
+           SELECT seq, sid, sseq, payload, decode(prev, 'hex'), decode(hash, 'hex')
+           FROM unnest($1::bigint[], $2::text[], $3::bigint[], string_to_array($4, E'\\x1e'), string_to_array($5, E'\\x1e'), string_to_array($6, E'\\x1e'))
+             AS x(seq, sid, sseq, payload, prev, hash)`,
+          [cols.seq, cols.sid, cols.sseq, cols.payload.join(RS), cols.prev.join(RS), cols.hash.join(RS)],
         );
         await client.query(`UPDATE ${this.t('audit_head')} SET seq = $1, hash = $2 WHERE id = 1`, [seq, prev]);
       }
       await client.query('COMMIT');
-      return cols.seq.length;
+      return rows.length;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
     } finally {
       client.release();
     }
+  }
+
+  /** Size of the log (the last record's position) and the head hash. */
+  async head(): Promise<{ size: number; hash: Buffer }> {
+    const row = (await this.pool.query(`SELECT seq, hash FROM ${this.t('audit_head')} WHERE id = 1`)).rows[0] as { seq: string; hash: Buffer };
+    return { size: Number(row.seq), hash: row.hash };
+  }
+
+  /** Size the latest checkpoint signed (0 without one). */
+  async lastCheckpointSize(): Promise<number> {
+    const { rows } = await this.pool.query(`SELECT coalesce(max(size), 0) AS n FROM ${this.t('audit_checkpoints')}`);
+    return Number(rows[0].n);
   }
 
   /** Signs the current head: (size, head hash) under the control plane's Ed25519 key. */
@@ -166,8 +196,16 @@ export class AuditChain extends SchemaTables {
         return { ok: false, checked: 0, checkpointsVerified: 0, problem: { kind: 'bad-checkpoint', seq: c.size, detail: `checkpoint ${c.id} has an invalid signature` } };
       }
     }
-    const start = opts.fromCheckpoint !== undefined ? checkpoints.find((c) => c.id === opts.fromCheckpoint) : undefined;
-    if (opts.fromCheckpoint !== undefined && !start) throw new Error(`no checkpoint ${opts.fromCheckpoint}`);
+    // A pruned prefix is trusted only as far as a signed checkpoint vouches for its head.
+    const anchor = await this.anchor();
+    const anchored = anchor ? checkpoints.find((c) => c.size === anchor.seq && c.headHash.equals(anchor.hash)) : undefined;
+    if (anchor && !anchored) {
+      return { ok: false, checked: 0, checkpointsVerified: 0, problem: { kind: 'deleted', seq: 1, detail: `records 1..${anchor.seq} are gone and their anchor matches no signed checkpoint` } };
+    }
+    const chosen = opts.fromCheckpoint !== undefined ? checkpoints.find((c) => c.id === opts.fromCheckpoint) : undefined;
+    if (opts.fromCheckpoint !== undefined && !chosen) throw new Error(`no checkpoint ${opts.fromCheckpoint}`);
+    if (chosen && anchored && chosen.size < anchored.size) throw new Error(`checkpoint ${chosen.id} lies in the pruned prefix (records 1..${anchored.size}); start at checkpoint ${anchored.id} or later`);
+    const start = chosen ?? anchored;
     let expectedSeq = (start?.size ?? 0) + 1;
     let prev = start?.headHash ?? GENESIS;
     const bySize = new Map(checkpoints.map((c) => [c.size, c]));

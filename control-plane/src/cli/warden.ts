@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 /**
- * The `warden` command: validate, schema, token, agents, approvals, sessions, evidence, audit verify, db.
+ * The `warden` command: validate, schema, token, agents, approvals, sessions, evidence, audit, db.
  * Exit codes: 0 ok, 1 the thing checked is invalid, 2 usage error.
  */
 import { parseArgs } from 'node:util';
 import { schemas, type DiagnosticFormat } from '../config/index.js';
-import fs from 'node:fs';
 import { validateCommand } from './validate.js';
-import { auditVerify } from './audit.js';
+import { auditCommand, auditOptions, AUDIT_HELP } from './audit.js';
+import { sessionsCommand, sessionsOptions, SESSIONS_HELP } from './sessions.js';
+import { DATABASE_HELP, databaseOptions, UsageError } from './database.js';
 import { approvalsDecide, approvalsList, approvalsVerify } from './approvals.js';
 import { apiTarget } from './api-client.js';
 import { agentsList } from './agents.js';
@@ -22,11 +23,10 @@ commands:
   validate [path]      check a config repository: schemas, references, PHI coverage, policy tests
       --format text|github|json   output (github: workflow commands that annotate a pull request)
   schema [kind]        print the JSON Schema of a config kind (all kinds without an argument)
-  audit verify         verify the audit hash chain and its signed checkpoints
-      --database-url URL  the control plane's PostgreSQL (default: $WARDEN_DATABASE_URL)
-      --schema NAME       schema of the audit tables (default: warden)
-      --public-key FILE   the control plane's checkpoint public key (PEM)
-      --from-checkpoint N start at a signed checkpoint instead of the first record
+${AUDIT_HELP}
+${SESSIONS_HELP}
+  audit and sessions read the control plane's database:
+${DATABASE_HELP}
   approvals list       approval requests (--state pending|approved|denied|expired|withdrawn)
   approvals approve ID approve a held statement as the person whose token is given (--comment TEXT)
   approvals deny ID    deny it (--comment TEXT: the requester sees it)
@@ -71,6 +71,11 @@ examples:
   warden approvals approve 01a2... --comment "discharge call"
   curl -s -H "authorization: Bearer $T" $API/v1/approvals/01a2... | warden approvals verify - --public-key cp.pem
   warden audit verify --database-url postgres://cp@db/warden --public-key cp-audit.pub --json
+  warden audit export --out /mnt/worm/warden-audit --segment-size 100000
+  warden audit verify --segments /mnt/worm/warden-audit --public-key cp-audit.pub
+  warden audit prune --retention 7y
+  warden sessions list --identity analytics-bot --from 2026-11-01 --table clinic.patients --decision mask
+  warden sessions replay 01a211f3-f305-700e-a56d-1dbd1824ed15 --speed 10
   warden db status --database-url postgres://cp@db/warden   # exit 1 when migrations are pending
   warden db migrate --database-url postgres://admin@db/warden
   warden agents enroll-token --database-url postgres://cp@db/warden --reusable --ttl 720h --label site=east
@@ -86,14 +91,10 @@ async function main(argv: string[]): Promise<number> {
       format: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
-      'database-url': { type: 'string' },
-      schema: { type: 'string' },
-      'public-key': { type: 'string' },
-      'from-checkpoint': { type: 'string' },
+      ...databaseOptions,
+      ...auditOptions,
+      ...sessionsOptions,
       state: { type: 'string' },
-      from: { type: 'string' },
-      to: { type: 'string' },
-      out: { type: 'string' },
       comment: { type: 'string' },
       api: { type: 'string' },
       token: { type: 'string' },
@@ -114,8 +115,9 @@ async function main(argv: string[]): Promise<number> {
     return values.help ? 0 : 2;
   }
   const format = (values.json ? 'json' : values.format ?? 'text') as DiagnosticFormat;
-  if (!['text', 'github', 'json'].includes(format)) {
-    process.stderr.write(`warden: unknown format "${format}" (text, github, json)\n`);
+  // `evidence export --format` takes a list of file formats; it checks them itself.
+  if (command !== 'evidence' && !['text', 'github', 'json', 'html'].includes(format)) {
+    process.stderr.write(`warden: unknown format "${format}" (text, github, json, html)\n`);
     return 2;
   }
   switch (command) {
@@ -164,24 +166,10 @@ async function main(argv: string[]): Promise<number> {
         },
         { stdout: process.stdout, stderr: process.stderr },
       );
-    case 'audit': {
-      if (rest[0] !== 'verify') break;
-      const url = values['database-url'] ?? process.env.WARDEN_DATABASE_URL;
-      if (!url || !values['public-key']) {
-        process.stderr.write('warden audit verify: --database-url (or WARDEN_DATABASE_URL) and --public-key are required\n');
-        return 2;
-      }
-      const r = await auditVerify({
-        url,
-        schema: values.schema ?? 'warden',
-        publicKeyPem: fs.readFileSync(values['public-key'], 'utf8'),
-        ...(values['from-checkpoint'] ? { fromCheckpoint: Number(values['from-checkpoint']) } : {}),
-      });
-      if (format === 'json') process.stdout.write(JSON.stringify(r, null, 2) + '\n');
-      else if (r.ok) process.stdout.write(`audit log verified: ${r.checked} records, ${r.checkpointsVerified} signed checkpoints\n`);
-      else process.stdout.write(`audit log FAILED verification at record ${r.problem!.seq}: ${r.problem!.kind} — ${r.problem!.detail}\n`);
-      return r.ok ? 0 : 1;
-    }
+    case 'audit':
+      return auditCommand(rest[0], values, format, process.stdout, (line) => process.stderr.write(`${line}\n`));
+    case 'sessions':
+      return sessionsCommand(rest[0], rest.slice(1), values, format, process.stdout);
     case 'evidence': {
       if (rest[0] !== 'export') break;
       const usesApi = !values['database-url'] && (values.api || process.env.WARDEN_API_URL);
@@ -235,7 +223,9 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    process.stderr.write(`warden: ${(err as Error).message}\n`);
-    process.exit(1);
+    // Bad flags (parseArgs) and bad values are usage errors; anything else means the check could not be done.
+    const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    process.stderr.write(`${usage ? '' : 'warden: '}${(err as Error).message}\n`);
+    process.exit(usage ? 2 : 1);
   },
 );

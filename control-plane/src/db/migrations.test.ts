@@ -41,7 +41,7 @@ async function recorded(p: pg.Pool, schema: string): Promise<Array<{ id: number;
   return (await p.query(`SELECT id, description FROM "${schema}".schema_migrations ORDER BY id`)).rows;
 }
 
-const ALL_TABLES = ['agents', 'approval_requests', 'approval_votes', 'audit_checkpoints', 'audit_head', 'audit_log', 'config_bundles', 'enrollment_tokens', 'schema_migrations'];
+const ALL_TABLES = ['agents', 'approval_requests', 'approval_votes', 'audit_anchor', 'audit_checkpoints', 'audit_head', 'audit_log', 'audit_segments', 'config_bundles', 'enrollment_tokens', 'schema_migrations'];
 
 /** A migration that takes a while and is not idempotent: two migrators running it at once would collide. */
 const slow: Migration = {

@@ -111,6 +111,20 @@ export const MIGRATIONS: readonly Migration[] = [
         decided_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (request_id, issuer, subject));`,
   },
+  {
+    id: 5,
+    description: 'session search index, sealed segments exported to immutable storage, and the anchor a pruned chain starts from',
+    sql: (t) => `
+      -- Session search (session-query.ts) starts from each session's first record.
+      CREATE INDEX audit_log_session_firsts ON ${t('audit_log')} (recorded_at) WHERE session_seq = 1;
+      -- Sealed segments written to immutable storage (segments.ts): only these may ever be pruned.
+      CREATE TABLE ${t('audit_segments')} (
+        first_seq bigint PRIMARY KEY, last_seq bigint NOT NULL UNIQUE, checkpoint_id bigint NOT NULL,
+        file text NOT NULL, file_sha256 bytea NOT NULL, exported_at timestamptz NOT NULL DEFAULT now());
+      -- After a prune (retention.ts): the signed checkpoint the remaining chain starts from.
+      CREATE TABLE ${t('audit_anchor')} (
+        id int PRIMARY KEY CHECK (id = 1), seq bigint NOT NULL, hash bytea NOT NULL, checkpoint_id bigint NOT NULL, pruned_at timestamptz NOT NULL DEFAULT now());`,
+  },
 ];
 
 export class MigrationError extends Error {}

@@ -7,13 +7,13 @@
 import { randomBytes, createPublicKey, verify } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
-import { toBinary, toJson, type MessageInitShape } from '@bufbuild/protobuf';
-import type { AuditChain } from '../audit/hash-chain.js';
+import { toBinary, type MessageInitShape } from '@bufbuild/protobuf';
+import type { AuditChain, AuditRecordInput } from '../audit/hash-chain.js';
+import { auditRecordOf } from '../audit/audit-record.js';
 import { timestampNow } from '@bufbuild/protobuf/wkt';
 import type { Logger } from 'pino';
 import {
   AgentService,
-  AuditEventSchema,
   PolicyBundleSchema,
   addGrpcService,
   helloSignedBytes,
@@ -105,6 +105,27 @@ export class Distribution extends EventEmitter<{ acked: [agentId: string, versio
       const stream = call as unknown as Stream;
       const nonce = randomBytes(32);
       let agentId: string | undefined;
+      let auditQueue: Promise<void> = Promise.resolve();
+      let auditFailed = false;
+      const waiting: AuditRecordInput[] = [];
+      const drainAudit = async (id: string): Promise<void> => {
+        // Bounded transactions: a long replay after an outage is written in steps.
+        const events = waiting.splice(0, 5000);
+        if (auditFailed || events.length === 0) return;
+        try {
+          await this.audit!.append(events);
+        } catch (err) {
+          // Acknowledge nothing more on this stream: the agent reconnects and replays all it holds.
+          auditFailed = true;
+          this.log.error({ agentId: id, err: (err as Error).message }, 'audit append failed; closing the stream so the agent replays');
+          stream.emit('error', { code: grpc.status.UNAVAILABLE, details: 'audit log unavailable' });
+          return;
+        }
+        const upTo = new Map<string, number>();
+        for (const e of events) upTo.set(e.sessionId, Math.max(upTo.get(e.sessionId) ?? 0, e.sessionSeq));
+        for (const [sessionId, seq] of upTo) stream.write({ kind: { case: 'auditAck', value: { sessionId, upToSequence: BigInt(seq) } } });
+        if (waiting.length > 0) auditQueue = auditQueue.then(() => drainAudit(id));
+      };
       const refuse = (details: string): void => {
         stream.emit('error', { code: grpc.status.UNAUTHENTICATED, details });
       };
@@ -145,11 +166,13 @@ export class Distribution extends EventEmitter<{ acked: [agentId: string, versio
             if (decided) stream.write({ kind: { case: 'approvalDecision', value: decided } });
           } else if (k.case === 'approvalWithdraw') await this.approvals?.withdraw(agentId, k.value.requestId, k.value.reason);
           else if (k.case === 'auditBatch' && this.audit) {
-            const events = k.value.events;
-            await this.audit.append(events.map((e) => ({ sessionId: e.sessionId, sessionSeq: Number(e.sequence), event: { agentId, ...(toJson(AuditEventSchema, e) as object) } })));
-            const upTo = new Map<string, number>();
-            for (const e of events) upTo.set(e.sessionId, Math.max(upTo.get(e.sessionId) ?? 0, Number(e.sequence)));
-            for (const [sessionId, seq] of upTo) stream.write({ kind: { case: 'auditAck', value: { sessionId, upToSequence: BigInt(seq) } } });
+            // Encoded as they arrive, while an earlier batch may still be in the database.
+            const records = k.value.events.map((e) => auditRecordOf(agentId!, e));
+            waiting.push(...records);
+            // One append at a time, in arrival order: an ack "up to n" must never overtake an earlier batch
+            // of the same session still being written, or a crash then would lose that batch. Batches that
+            // arrive meanwhile are written together in the next transaction (group commit).
+            if (waiting.length === records.length) auditQueue = auditQueue.then(() => drainAudit(agentId!));
           }
         })().catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'agent stream error'));
       });

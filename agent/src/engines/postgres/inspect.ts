@@ -16,6 +16,8 @@ import { holdingRule } from '../../policy/approval-rules.js';
 import type { PendingQueue, Pending } from './pending.js';
 import type { Decision } from '../../policy/decide.js';
 import type { RowField } from './result-masker.js';
+import type { RecordedValue } from '../../audit/events.js';
+import { fallbackParamMasker, recordBindParams } from './bind-params.js';
 
 /** Parses as a syntax error in every PostgreSQL version; never executes anything. */
 export const REFUSAL_SQL = 'WARDEN REFUSED THIS STATEMENT';
@@ -25,6 +27,8 @@ export interface StatementPolicy {
   /** Decision for a statement string. Throwing refuses it (fail closed). */
   decide(text: string): Decision;
   readonly maxRows: number;
+  /** Parameters of undecided statements are then recorded redacted. */
+  readonly restrictsPhi?: boolean;
 }
 
 export interface PreparedStatement {
@@ -32,13 +36,16 @@ export interface PreparedStatement {
   decision?: Decision;
   refusal?: Pending['refusal'];
   fields?: RowField[];
+  paramTypes?: number[];
 }
 
 interface Portal {
   statement: string;
   formats: number[];
-  /** Bound values, kept only when the statement may be held (the approval covers them). */
-  params?: { values: Array<Buffer | null>; formats: number[] };
+  /** Bound values as sent, kept only when the statement may be held (the approval covers them). */
+  bound?: { values: Array<Buffer | null>; formats: number[] };
+  /** The bound values as the record keeps them (masked by the plan). */
+  params?: RecordedValue[];
 }
 
 export class FrontendInspector {
@@ -59,7 +66,7 @@ export class FrontendInspector {
    * a promise (the scanner stalls the client's stream meanwhile). `refused` replaces the frame
    * when the request is not approved.
    */
-  private maybeHold(entry: Pending, params: Portal['params'], refused: () => Buffer): Promise<FrameVerdict> | undefined {
+  private maybeHold(entry: Pending, params: Portal['bound'], refused: () => Buffer): Promise<FrameVerdict> | undefined {
     const holds = this.holds;
     const rule = entry.decision?.approvals && !entry.refusal ? holdingRule(entry.decision.approvals, new Date()) : undefined;
     if (!rule || !entry.decision) return undefined;
@@ -111,23 +118,24 @@ export class FrontendInspector {
         return this.maybeHold(entry, undefined, () => buildQuery(REFUSAL_SQL));
       }
       case 0x50: { // Parse
-        const { name, text } = readParse(frame);
+        const { name, text, paramTypes } = readParse(frame);
         const { decision, refusal } = this.judge(text);
-        this.prepared.set(name, { text, ...(decision ? { decision } : {}), ...(refusal ? { refusal } : {}) });
+        this.prepared.set(name, { text, paramTypes, ...(decision ? { decision } : {}), ...(refusal ? { refusal } : {}) });
         this.queue.push({ kind: 'parse', text, startedAt, stmtIndex: 0, ...(refusal ? { refusal } : {}) });
         return refusal ? buildParse(name, REFUSAL_SQL) : undefined;
       }
       case 0x42: { // Bind
         const bind = readBind(frame);
-        const prepared = this.prepared.get(bind.statement);
-        const portal: Portal = { statement: bind.statement, formats: bind.resultFormats };
-        if (prepared?.decision?.approvals) {
+        const stmt = this.prepared.get(bind.statement);
+        const refusal = stmt?.refusal;
+        const params = recordBindParams(frame, stmt?.paramTypes ?? [], stmt?.decision?.statements[0], fallbackParamMasker(this.policy?.restrictsPhi ?? false));
+        const portal: Portal = { statement: bind.statement, formats: bind.resultFormats, ...(params.length > 0 ? { params } : {}) };
+        if (stmt?.decision?.approvals) {
           const { values, formats } = readBindValues(frame);
-          portal.params = { values: values.map((v) => (v ? Buffer.from(v) : null)), formats };
+          portal.bound = { values: values.map((v) => (v ? Buffer.from(v) : null)), formats };
         }
         this.portals.set(bind.portal, portal);
-        const refusal = prepared?.refusal;
-        this.queue.push({ kind: 'bind', text: '', startedAt, stmtIndex: 0, ...(refusal ? { refusal } : {}) });
+        this.queue.push({ kind: 'bind', text: stmt?.text ?? '', startedAt, stmtIndex: 0, ...(refusal ? { refusal, ...(params.length > 0 ? { params } : {}) } : {}) });
         // A refused statement was never prepared upstream; make the Bind fail in place with the policy's reason.
         return refusal ? buildParse('', REFUSAL_SQL) : undefined;
       }
@@ -159,6 +167,7 @@ export class FrontendInspector {
           stmtIndex: 0,
           formats: portal?.formats ?? [],
           clientMaxRows: maxRows,
+          ...(portal?.params ? { params: portal.params } : {}),
           ...(portal ? { statementName: portal.statement } : {}),
           ...(stmt?.decision ? { decision: stmt.decision } : {}),
           ...(stmt?.fields ? { fields: stmt.fields } : {}),
@@ -170,7 +179,7 @@ export class FrontendInspector {
         const mayExceed = entry.decision?.approvals?.some((c) => c.rowLimit) ?? false;
         const execute = cap > 0 && !mayExceed && (maxRows === 0 || maxRows > cap) ? buildExecute(portalName, cap + 1) : undefined;
         // A refused Execute fails in place: the server rejects the substitute, then skips to Sync.
-        const held = this.maybeHold(entry, portal?.params, () => buildParse('', REFUSAL_SQL));
+        const held = this.maybeHold(entry, portal?.bound, () => buildParse('', REFUSAL_SQL));
         return held ? held.then((v) => v ?? execute) : execute;
       }
       case 0x43: { // Close

@@ -20,6 +20,7 @@ import type { StatementRecord } from '../../audit/events.js';
 import { normalizeSql } from '../../sql/index.js';
 import { rowLimitRule } from '../../policy/approval-rules.js';
 import type { StatementHolds } from './hold.js';
+import { ResultCapture, type SentColumn } from './result-capture.js';
 
 export type { StatementRecord };
 
@@ -58,6 +59,8 @@ export class BackendMasker {
   private limitAsked = false;
   /** An approval to exceed the row limit was refused: the statement fails with this. */
   private limitRefusal: { message: string; code: string; ruleId: string } | undefined;
+  /** The streamed frame now passing is a DataRow (its bytes go into the result hash). */
+  private streamingRow = false;
 
   constructor(
     private readonly queue: PendingQueue,
@@ -66,6 +69,8 @@ export class BackendMasker {
     private readonly policy: FieldPolicy | null,
     private readonly prepared: Map<string, PreparedStatement>,
     private readonly onStatement: (r: StatementRecord) => void,
+    /** Result hash and sample for the record; null when results are not recorded. */
+    private readonly capture: ResultCapture | null = null,
     /** Asks for approval when a result reaches the row limit and a row-limit rule applies. */
     private readonly holds: StatementHolds | null = null,
   ) {}
@@ -76,10 +81,17 @@ export class BackendMasker {
 
   /** A DataRow streamed through uninspected: count it, and start inspecting at the cap. */
   streamed(type: number): void {
+    this.streamingRow = type === D;
     if (type !== D) return;
     this.rows++;
+    this.capture?.streamedRow();
     const cap = this.policy?.maxRows ?? 0;
     if (cap > 0 && this.rows >= cap && !this.uncapped) this.inspect[D] = 1;
+  }
+
+  /** Bytes of a streamed frame on their way to the client: DataRows count towards the result hash. */
+  streamedBytes(buf: Buffer, start: number, end: number): void {
+    if (this.streamingRow) this.capture?.bytes(buf, start, end);
   }
 
   frame(type: number, frame: Buffer): FrameVerdict | Promise<FrameVerdict> {
@@ -119,6 +131,7 @@ export class BackendMasker {
     if (!this.policy) {
       // Relay-only: nothing to mask, only the bookkeeping of which request this answers.
       if (head.kind === 'describe') this.advance();
+      else if (this.capture) this.startResult(new Map(), parseRowDescription(frame));
       return undefined;
     }
     const fields = parseRowDescription(frame);
@@ -131,7 +144,7 @@ export class BackendMasker {
       }
     }
     const masks = this.buildMasks(head, plan, fields);
-    if (head.kind === 'simple') this.startResult(masks);
+    if (head.kind === 'simple') this.startResult(masks, fields, plan?.sampleRedact);
     if (masks.size === 0) return undefined;
     return rewriteRowDescription(frame, new Set(masks.keys()));
   }
@@ -145,13 +158,24 @@ export class BackendMasker {
   /** An Execute whose rows need masking gets its DataRows inspected; nothing else pays for it. */
   private arm(): void {
     const head = this.queue.head;
-    const needs = head?.kind === 'execute' && ((head.decision?.statements[0]?.masks.length ?? 0) > 0 || (this.policy?.restrictsPhi ?? false));
+    const needs = head?.kind === 'execute' && ((head.decision?.statements[0]?.masks.length ?? 0) > 0 || (this.policy?.restrictsPhi ?? false) || (this.capture?.wantsRows ?? false));
     this.inspect[D] = needs ? 1 : 0;
   }
 
-  private startResult(masks: Map<number, ColumnMask>): void {
+  private startResult(masks: Map<number, ColumnMask>, fields: RowField[], sampleRedact?: number[]): void {
     this.rowMasker = masks.size > 0 ? new RowMasker(masks) : null;
-    this.inspect[D] = this.rowMasker ? 1 : 0;
+    this.inspect[D] = this.rowMasker || this.capture?.wantsRows ? 1 : 0;
+    // Masked columns reach the client as text (see rewriteRowDescription).
+    this.capture?.begin(fields.map((f, i) => ({ name: f.name, typeOid: masks.has(i) ? 25 : f.typeOid, format: f.format })), masks.keys(), sampleRedact);
+  }
+
+  /** An Execute's result has no RowDescription in the stream: the Describe's fields and the portal's formats say what the client gets. */
+  private beginExecuteCapture(head: Pending): void {
+    if (!this.capture) return;
+    const stmt = head.statementName !== undefined ? this.prepared.get(head.statementName) : undefined;
+    const masked = this.rowMasker?.columns ?? [];
+    const columns: SentColumn[] | undefined = stmt?.fields?.map((f, i) => ({ name: f.name, typeOid: masked.includes(i) ? 25 : f.typeOid, format: formatOf(head.formats ?? [], i) }));
+    this.capture.begin(columns, masked, head.decision?.statements[0]?.sampleRedact);
   }
 
   /**
@@ -193,7 +217,10 @@ export class BackendMasker {
 
   private dataRow(frame: Buffer): FrameVerdict | Promise<FrameVerdict> {
     const head = this.queue.head;
-    if (head?.kind === 'execute' && this.rows === 0) this.ensureExecuteMasker(head);
+    if (head?.kind === 'execute' && this.rows === 0) {
+      this.ensureExecuteMasker(head);
+      this.beginExecuteCapture(head);
+    }
     const cap = this.policy?.maxRows ?? 0;
     if (cap > 0 && this.rows >= cap && !this.uncapped) {
       const held = this.truncated ? undefined : this.askPastLimit(head, frame);
@@ -202,8 +229,21 @@ export class BackendMasker {
       this.truncated = true;
       return null;
     }
+    return this.passRow(frame);
+  }
+
+  /** A row the client gets: masked, hashed and sampled as sent. */
+  private passRow(frame: Buffer): FrameVerdict {
     this.rows++;
-    return this.rowMasker ? this.rowMasker.rewrite(frame) : undefined;
+    const out = this.rowMasker ? this.rowMasker.rewrite(frame) : undefined;
+    const capture = this.capture;
+    if (capture) {
+      capture.row(out ?? frame);
+      // Past the sample, rows with nothing to mask stream through again (their bytes still hashed).
+      const cap = this.policy?.maxRows ?? 0;
+      if (!this.rowMasker && !capture.wantsRows && !(cap > 0 && this.rows >= cap && !this.uncapped)) this.inspect[D] = 0;
+    }
+    return out;
   }
 
   /**
@@ -223,9 +263,7 @@ export class BackendMasker {
         return null;
       }
       this.uncapped = true;
-      this.rows++;
-      if (!this.rowMasker && !this.policy?.restrictsPhi) this.inspect[D] = 0;
-      return this.rowMasker ? this.rowMasker.rewrite(frame) : undefined;
+      return this.passRow(frame);
     });
   }
 
@@ -233,13 +271,14 @@ export class BackendMasker {
     this.uncapped = false;
     this.limitAsked = false;
     this.limitRefusal = undefined;
+    this.capture?.finish();
     this.rows = 0;
     this.rowMasker = null;
     this.truncated = false;
     this.inspect[D] = 0;
   }
 
-  private record(p: Pending, tag: string | undefined, error?: { code: string; message: string }): void {
+  private record(p: Pending, tag: string | undefined, error?: { code: string; message: string }, params = p.params): void {
     const d = p.decision;
     const rec: StatementRecord = {
       protocol: p.kind === 'simple' ? (p.text === '<function call>' ? 'function-call' : 'simple') : p.kind === 'fcall' ? 'function-call' : 'extended',
@@ -254,11 +293,18 @@ export class BackendMasker {
     if (p.refusal) rec.ruleIds = [p.refusal.ruleId];
     else if (d) rec.ruleIds = d.ruleIds;
     if (d && d.maskedColumns.length > 0) rec.maskedColumns = d.maskedColumns;
+    if (d && d.tables.length > 0) rec.tables = d.tables;
     if (this.rowMasker) rec.maskedValues = this.rowMasker.maskedValues;
     const outputs = d?.statements[p.kind === 'simple' ? p.stmtIndex : 0]?.outputs;
     if (outputs !== undefined && this.rows > 0) rec.returnedValues = this.rows * outputs;
     if (d?.touched) rec.touchedColumns = d.touched;
     if (this.truncated) rec.truncated = true;
+    if (params) rec.parameters = params;
+    if (this.capture) {
+      const { resultSha256, sample } = this.capture.finish();
+      if (resultSha256 !== undefined) rec.resultSha256 = resultSha256;
+      if (sample) rec.sample = sample;
+    }
     this.onStatement(rec);
   }
 
@@ -281,7 +327,12 @@ export class BackendMasker {
 
   private complete(head: Pending | undefined, tag: string | undefined, frame: Buffer): FrameVerdict {
     if (!head) return undefined;
-    if (head.kind === 'execute' && this.rows === 0) this.ensureExecuteMasker(head);
+    if (head.kind === 'execute' && this.rows === 0) {
+      this.ensureExecuteMasker(head);
+      // An empty result is still a result: record its (empty) sample and hash when the statement returns rows.
+      const stmt = head.statementName !== undefined ? this.prepared.get(head.statementName) : undefined;
+      if (stmt?.fields || head.decision?.statements[0]?.outputs !== undefined) this.beginExecuteCapture(head);
+    }
     const out = this.truncated ? Buffer.concat(this.cappedCompletion(tag)) : undefined;
     const refused = this.limitRefusal;
     this.record(head, this.truncated && !refused ? `SELECT ${this.policy!.maxRows}` : refused ? undefined : tag, refused ? { code: refused.code, message: refused.message } : undefined);
@@ -321,8 +372,9 @@ export class BackendMasker {
         if (!head.failed) this.record(head, undefined, error);
         head.failed = true;
       } else {
-        if (head.kind === 'execute' || head.refusal) this.record(head, undefined, error);
-        this.queue.skipToSync();
+        // The server skips to Sync: for a refused Parse, the Bind that followed it carries the parameters.
+        const skipped = this.queue.skipToSync();
+        if (head.kind === 'execute' || head.refusal) this.record(head, undefined, error, head.params ?? skipped.find((p) => p.params)?.params);
       }
     }
     this.endResult();

@@ -13,6 +13,7 @@
  */
 import type { Decision } from '../../policy/decide.js';
 import type { RowField } from './result-masker.js';
+import type { RecordedValue } from '../../audit/events.js';
 
 export type PendingKind = 'simple' | 'parse' | 'bind' | 'describe' | 'execute' | 'close' | 'sync' | 'fcall';
 
@@ -37,6 +38,8 @@ export interface Pending {
   stmtIndex: number;
   /** The client's own row limit for an Execute (0 = all), before the agent capped it. */
   clientMaxRows?: number;
+  /** Bind parameters as the record keeps them (execute, and a refused bind). */
+  params?: RecordedValue[];
   failed?: boolean;
 }
 

@@ -10,7 +10,8 @@ import { backend } from './wire/backend-messages.js';
 import { PendingQueue } from './pending.js';
 import { FrontendInspector, type StatementPolicy } from './inspect.js';
 import { BackendMasker, type FieldPolicy, type StatementRecord } from './mask.js';
-import type { SessionEndReason } from '../../audit/events.js';
+import type { ResultRecording, SessionEndReason } from '../../audit/events.js';
+import { ResultCapture } from './result-capture.js';
 import type { StatementHolds } from './hold.js';
 
 /** What a client may send while one of its statements is held (it normally just waits). */
@@ -65,6 +66,8 @@ export interface RelayOptions {
   canRecord?: () => boolean;
   /** Creates the session's approval holds, given how to reach the client between frames. */
   holds?: (notify: (message: Buffer) => void) => StatementHolds;
+  /** What to keep of results (sample rows, hash); nothing when absent. */
+  results?: ResultRecording;
   onStatement(record: StatementRecord): void;
   /** Called once, when the relay is over; `cancelUpstream` is set if the server was still working. */
   onEnd(reason: SessionEndReason, detail: string | undefined, upstreamBusy: boolean): void;
@@ -96,7 +99,9 @@ export class Relay {
     const backendInspect = table(BACKEND_INSPECT);
     this.holds = opts.holds ? opts.holds((m) => this.notify(m)) : null;
     this.inspector = new FrontendInspector(queue, opts.policy, opts.canRecord, this.holds);
-    this.masker = new BackendMasker(queue, backendInspect, opts.policy, this.inspector.prepared, opts.onStatement, this.holds);
+    const results = opts.results;
+    const capture = results && (results.sampleRows > 0 || results.hash) ? new ResultCapture(results) : null;
+    this.masker = new BackendMasker(queue, backendInspect, opts.policy, this.inspector.prepared, opts.onStatement, capture, this.holds);
 
     this.fromClient = new FrameScanner({
       inspect: frontendInspect,
@@ -125,6 +130,7 @@ export class Relay {
         if (!this.inPush) this.drain(this.toClient, client, upstream);
       },
       onStreamed: (type) => this.masker.streamed(type),
+      ...(capture ? { onStreamedBytes: (buf: Buffer, start: number, end: number) => this.masker.streamedBytes(buf, start, end) } : {}),
       onFrame: (type, frame) => this.masker.frame(type, frame),
       onProtocolError: (message) => this.end('upstream_error', `invalid data from upstream: ${message}`),
     });

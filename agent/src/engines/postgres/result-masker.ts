@@ -73,7 +73,11 @@ export class RowMasker {
   maskedValues = 0;
   private readonly byIndex: Array<ColumnMask | undefined>;
 
+  /** Indexes of the masked columns. */
+  readonly columns: number[];
+
   constructor(masks: Map<number, ColumnMask>) {
+    this.columns = [...masks.keys()].sort((a, b) => a - b);
     const max = Math.max(-1, ...masks.keys());
     this.byIndex = Array.from({ length: max + 1 }, (_, i) => masks.get(i));
   }

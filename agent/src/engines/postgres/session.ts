@@ -16,7 +16,7 @@ import type { FieldPolicy } from './mask.js';
 import type { CancelRegistry } from './cancel.js';
 import { AuthError } from '../../identity/index.js';
 import { uuidv7 } from '../../audit/uuidv7.js';
-import type { SessionEndReason, SessionRecorder } from '../../audit/events.js';
+import type { ResultRecording, SessionEndReason, SessionRecorder } from '../../audit/events.js';
 import type { ApprovalBroker } from '../../approval/broker.js';
 import { StatementHolds } from './hold.js';
 
@@ -32,6 +32,8 @@ export interface SessionContext {
   auth: AuthContext;
   target: UpstreamTarget;
   recorder: SessionRecorder;
+  /** What the record keeps of results (sample rows, hash of the stream as sent). */
+  results?: ResultRecording;
   cancels: CancelRegistry;
   log: Logger;
   maxMessageBytes: number;
@@ -222,6 +224,7 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
             }),
         }
       : {}),
+    ...(ctx.results ? { results: ctx.results } : {}),
     onStatement: (s) => {
       seq++;
       if (s.tag && DDL_TAG.test(s.tag)) ctx.onDdl?.();
@@ -244,6 +247,10 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
         touchedColumns: s.touchedColumns,
         truncated: s.truncated,
         approvalRequestId: s.approvalRequestId,
+        tables: s.tables,
+        parameters: s.parameters,
+        resultSha256: s.resultSha256,
+        sample: s.sample,
         bundleVersion,
       });
     },

@@ -28,6 +28,8 @@ export interface FrameScannerOptions {
   onFrame(type: number, frame: Buffer): FrameVerdict | Promise<FrameVerdict>;
   /** Called at the start of each streamed (not inspected) frame. */
   onStreamed?(type: number, totalLength: number): void;
+  /** The bytes of streamed frames as they pass, header included, as ranges of the output (no copy). */
+  onStreamedBytes?(buf: Buffer, start: number, end: number): void;
   /** Output. Subarrays of input chunks are passed as-is: consumers must not keep them mutable. */
   emit(chunk: Buffer): void;
   /** Called when the stream is not valid protocol; the scanner stops. */
@@ -78,6 +80,7 @@ export class FrameScanner {
     while (pos < len) {
       if (this.streamRemaining > 0) {
         const n = Math.min(this.streamRemaining, len - pos);
+        opts.onStreamedBytes?.(chunk, pos, pos + n);
         pos += n;
         this.streamRemaining -= n;
         continue;
@@ -124,6 +127,7 @@ export class FrameScanner {
         }
         opts.onStreamed?.(type, total);
         const n = Math.min(total, len - pos);
+        opts.onStreamedBytes?.(chunk, pos, pos + n);
         pos += n;
         this.streamRemaining = total - n;
         continue;
@@ -152,7 +156,9 @@ export class FrameScanner {
         }
       } else {
         opts.onStreamed?.(type, total);
-        opts.emit(Buffer.from(this.header));
+        const header = Buffer.from(this.header);
+        opts.onStreamedBytes?.(header, 0, 5);
+        opts.emit(header);
         this.streamRemaining = total - 5;
       }
     }

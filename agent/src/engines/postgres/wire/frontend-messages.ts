@@ -13,12 +13,17 @@ export function cstring(buf: Buffer, start: number): [string, number] {
 export interface ParseMessage {
   name: string;
   text: string;
+  /** Parameter types the client declared (0 = let the server infer). */
+  paramTypes: number[];
 }
 
 export function readParse(frame: Buffer): ParseMessage {
   const [name, next] = cstring(frame, 5);
-  const [text] = cstring(frame, next);
-  return { name, text };
+  const [text, after] = cstring(frame, next);
+  const paramTypes: number[] = [];
+  const n = after + 2 <= frame.length ? frame.readInt16BE(after) : 0;
+  for (let i = 0; i < n; i++) paramTypes.push(frame.readUInt32BE(after + 2 + 4 * i));
+  return { name, text, paramTypes };
 }
 
 export interface BindMessage {

@@ -1,0 +1,138 @@
+/**
+ * What the audit record keeps of one result: a SHA-256 over every DataRow
+ * exactly as it went to the client (masked rows included), computed as the
+ * rows stream past, and the first rows decoded to text as a sample.
+ *
+ * Nothing is buffered: contiguous DataRow bytes of one input chunk (or one
+ * masking slab) are hashed as one range, so a large result costs about one
+ * hash update per socket read, not one per row. Chunks from the socket and
+ * slab regions are never reused, so holding a view until the next update is
+ * safe.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { binaryToTextBuffer, DEFAULT_REDACTION } from '../../masking/index.js';
+import type { RecordedSample, ResultRecording } from '../../audit/events.js';
+
+/** How the client receives a column: name, type as described to it, and format. */
+export interface SentColumn {
+  name: string;
+  typeOid: number;
+  format: number;
+}
+
+export interface CapturedResult {
+  resultSha256?: string;
+  sample?: RecordedSample;
+}
+
+export class ResultCapture {
+  private hash: Hash | null = null;
+  private pending: Buffer | null = null;
+  private pendingEnd = 0;
+  private columns: SentColumn[] | undefined;
+  private masked: number[] = [];
+  /** Columns the sample keeps as [REDACTED] although the client got them (see StatementPlan.sampleRedact). */
+  private redacted: readonly number[] = [];
+  private rows: Array<Array<string | null>> = [];
+  private sent = 0;
+  /** Set once the current statement produced a result set (a description or a row). */
+  private open = false;
+
+  constructor(readonly settings: ResultRecording) {}
+
+  /** True while rows must arrive whole (to be sampled). */
+  get wantsRows(): boolean {
+    return this.rows.length < this.settings.sampleRows;
+  }
+
+  /** A result begins: how the client sees its columns (unknown for an Execute never described). */
+  begin(columns: SentColumn[] | undefined, masked: Iterable<number>, redacted: readonly number[] = []): void {
+    this.open = true;
+    this.columns = columns;
+    this.redacted = redacted;
+    this.masked = [...new Set([...masked, ...redacted])].sort((a, b) => a - b);
+  }
+
+  /** Bytes of DataRows as sent, in order (whole rows or pieces of streamed ones): buf[start, end). */
+  bytes(buf: Buffer, start: number, end: number): void {
+    if (!this.settings.hash) return;
+    this.open = true;
+    const from = buf.byteOffset + start;
+    if (this.pending !== null && buf.buffer === this.pending.buffer && from === this.pendingEnd) {
+      this.pendingEnd += end - start;
+      return;
+    }
+    this.flushPending();
+    this.pending = buf;
+    this.pendingStart = from;
+    this.pendingEnd = from + (end - start);
+  }
+
+  private pendingStart = 0;
+
+  private flushPending(): void {
+    const p = this.pending;
+    if (p === null) return;
+    this.hash ??= createHash('sha256');
+    this.hash.update(new Uint8Array(p.buffer, this.pendingStart, this.pendingEnd - this.pendingStart));
+    this.pending = null;
+  }
+
+  /** A whole DataRow as sent: hashed, and sampled while the sample has room. */
+  row(frame: Buffer): void {
+    this.bytes(frame, 0, frame.length);
+    this.open = true;
+    this.sent++;
+    if (this.rows.length < this.settings.sampleRows) this.rows.push(this.decode(frame));
+  }
+
+  /** A DataRow that streamed through without being looked at (past the sample). */
+  streamedRow(): void {
+    this.sent++;
+  }
+
+  private decode(frame: Buffer): Array<string | null> {
+    const count = frame.readInt16BE(5);
+    const out: Array<string | null> = [];
+    let pos = 7;
+    for (let i = 0; i < count; i++) {
+      const len = frame.readInt32BE(pos);
+      pos += 4;
+      if (len < 0) {
+        out.push(null);
+        continue;
+      }
+      const value = frame.subarray(pos, pos + len);
+      pos += len;
+      if (this.redacted.includes(i)) {
+        out.push(DEFAULT_REDACTION);
+        continue;
+      }
+      const col = this.columns?.[i];
+      if ((col?.format ?? 0) === 0) out.push(value.toString('utf8'));
+      else out.push((col ? binaryToTextBuffer(col.typeOid, value) : undefined)?.toString('utf8') ?? '\\x' + value.toString('hex'));
+    }
+    return out;
+  }
+
+  /** The statement is over: what to record, and a clean slate for the next one. */
+  finish(): CapturedResult {
+    const out: CapturedResult = {};
+    if (this.open) {
+      this.flushPending();
+      if (this.settings.hash) out.resultSha256 = (this.hash ?? createHash('sha256')).digest('hex');
+      if (this.settings.sampleRows > 0) {
+        out.sample = { columns: this.columns?.map((c) => c.name) ?? [], maskedColumns: this.masked, rows: this.rows, truncated: this.sent > this.rows.length };
+      }
+    }
+    this.hash = null;
+    this.pending = null;
+    this.columns = undefined;
+    this.masked = [];
+    this.redacted = [];
+    this.rows = [];
+    this.sent = 0;
+    this.open = false;
+    return out;
+  }
+}
