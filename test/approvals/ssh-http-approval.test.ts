@@ -16,6 +16,8 @@ import { startControlPlane, type RunningControlPlane } from '../../control-plane
 import { makeRepo, removeTemps, silentLogger, tempDir } from '../../control-plane/src/gitops/test-support.js';
 import { startManagedAgent, type ManagedAgent } from '../../agent/src/control/managed-agent.js';
 import { replayCast } from '../../agent/src/engines/ssh/record.js';
+import { sessionsCommand } from '../../control-plane/src/cli/sessions.js';
+import { PassThrough, type Writable } from 'node:stream';
 import { startOidcIssuer, type TestIssuer } from '../support/oidc-issuer.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
 import { directClient } from '../support/agent-harness.js';
@@ -197,6 +199,14 @@ async function auditEvents(): Promise<Array<Record<string, Record<string, unknow
   return r.rows.map((x: { payload: string }) => JSON.parse(x.payload) as never);
 }
 
+async function collect(run: (out: Writable) => Promise<number>): Promise<{ code: number; text: string }> {
+  const out = new PassThrough();
+  let text = '';
+  out.on('data', (d: Buffer) => (text += d.toString()));
+  const code = await run(out);
+  return { code, text };
+}
+
 function sshConnect(): Promise<ssh2.Client> {
   return issuer.sign({ sub: 'tech-7', groups: ['lab-ops'] }).then(
     (password) =>
@@ -286,6 +296,16 @@ describe('approval on HTTP and SSH targets', () => {
     const cast = replayCast(chunks.filter((e) => e.terminal!.channel === 4).map((e) => e.terminal!.asciicast as string).join(''));
     expect(cast.header).toMatchObject({ version: 2, command: 'echo still usable' });
     expect(cast.output).toBe('still usable\n');
+
+    // warden sessions replay writes the same recording as a .cast file, and names it in the text replay.
+    const db = { 'database-url': DB_URL, schema: CP_SCHEMA };
+    const castFile = await collect((out) => sessionsCommand('replay', [sessionId], { ...db, cast: '4' }, 'text', out));
+    expect(castFile.code).toBe(0);
+    expect(replayCast(castFile.text)).toEqual(cast);
+    const text = await collect((out) => sessionsCommand('replay', [sessionId], { ...db, instant: true }, 'text', out));
+    expect(text.text).toContain(`rm ${SCRATCH}-a`);
+    expect(text.text).toMatch(new RegExp(`terminal on channel 4: asciicast v2, \\d+ events \\(warden sessions replay ${sessionId} --cast 4`));
+    expect((await collect((out) => sessionsCommand('replay', [sessionId], { ...db, cast: '9' }, 'text', out))).code).toBe(1);
   });
 
   it('expires an HTTP request nobody decides: 403 with the reason, nothing forwarded', async () => {
