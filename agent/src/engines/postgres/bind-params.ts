@@ -9,7 +9,7 @@
 import { binaryToTextBuffer, compileMasker, type Masker } from '../../masking/index.js';
 import type { RecordedValue } from '../../audit/events.js';
 import type { StatementPlan } from '../../policy/decide.js';
-import { cstring } from './wire/frontend-messages.js';
+import { readBindValues } from './wire/frontend-messages.js';
 
 const REDACT = compileMasker({ kind: 'redact' });
 
@@ -30,34 +30,15 @@ function asText(value: Buffer, format: number, typeOid: number | undefined): Buf
  * `paramTypes` are the types the client declared at Parse (0 or missing = unknown).
  */
 export function recordBindParams(frame: Buffer, paramTypes: readonly number[], plan: StatementPlan | undefined, fallback: Masker | null): RecordedValue[] {
-  const [, p1] = cstring(frame, 5);
-  let pos = cstring(frame, p1)[1];
-  const nFormats = frame.readInt16BE(pos);
-  const formats: number[] = [];
-  for (let i = 0; i < nFormats; i++) formats.push(frame.readInt16BE(pos + 2 + 2 * i));
-  pos += 2 + 2 * nFormats;
-  const n = frame.readInt16BE(pos);
-  pos += 2;
-  const out: RecordedValue[] = [];
-  for (let i = 0; i < n; i++) {
-    const len = frame.readInt32BE(pos);
-    pos += 4;
+  const { values, formats } = readBindValues(frame);
+  return values.map((raw, i) => {
+    if (raw === null) return { value: null };
     const number = i + 1;
     const masker = plan?.params?.has(number) ? plan.params.get(number)! : plan ? (plan.unknownParams ?? null) : fallback;
-    if (len < 0) {
-      out.push({ value: null });
-      continue;
-    }
-    const raw = frame.subarray(pos, pos + len);
-    pos += len;
-    const format = nFormats === 0 ? 0 : nFormats === 1 ? formats[0]! : (formats[i] ?? 0);
+    const format = formats.length === 0 ? 0 : formats.length === 1 ? formats[0]! : (formats[i] ?? 0);
     const text = asText(raw, format, paramTypes[i]);
-    if (!masker) {
-      out.push({ value: text.toString('utf8') });
-      continue;
-    }
+    if (!masker) return { value: text.toString('utf8') };
     const masked = masker(text);
-    out.push({ value: masked === null ? null : masked.toString('utf8'), masked: true });
-  }
-  return out;
+    return { value: masked === null ? null : masked.toString('utf8'), masked: true };
+  });
 }

@@ -14,7 +14,7 @@ import { statementHash } from '../../approval/broker.js';
 import { approvalEvidenceEvent } from '../../approval/evidence.js';
 import type { ApprovalCandidate } from '../../policy/approval-rules.js';
 import type { Decision } from '../../policy/decide.js';
-import type { RecordedIdentity, SessionEvent } from '../../audit/events.js';
+import type { RecordedIdentity, RecordedValue, SessionEvent } from '../../audit/events.js';
 import { normalizeSql } from '../../sql/index.js';
 import { backend } from './wire/backend-messages.js';
 
@@ -47,7 +47,11 @@ export class StatementHolds {
 
   constructor(private readonly ctx: HoldContext) {}
 
-  async hold(candidate: ApprovalCandidate, text: string, params: ReadonlyArray<Buffer | null>, paramFormats: readonly number[], decision: Decision): Promise<HoldVerdict> {
+  /**
+   * `params` are the bound values as sent (the approval's hash covers them); `shown` is how the
+   * session record keeps them (masked by the plan), which is what approvers see when given.
+   */
+  async hold(candidate: ApprovalCandidate, text: string, params: ReadonlyArray<Buffer | null>, paramFormats: readonly number[], decision: Decision, shown?: readonly RecordedValue[]): Promise<HoldVerdict> {
     const { ctx } = this;
     const rule = candidate.rule;
     let fingerprint: string;
@@ -72,7 +76,9 @@ export class StatementHolds {
         target: ctx.target,
         // For PHI-restricted roles the approver sees the statement's shape (literals as `?`), as the record keeps it.
         statementText: ctx.restrictsPhi ? fingerprint : text,
-        parameters: params.map((p, i) => describeParam(p, paramFormats.length === 1 ? paramFormats[0]! : (paramFormats[i] ?? 0), ctx.restrictsPhi)),
+        parameters: shown
+          ? shown.map((v) => ({ text: v.value ?? '', isNull: v.value === null, masked: v.masked === true }))
+          : params.map((p, i) => describeParam(p, paramFormats.length === 1 ? paramFormats[0]! : (paramFormats[i] ?? 0), ctx.restrictsPhi)),
         statementHash: statementHash(text, params),
         statementKind: decision.statements[0]?.kind ?? StatementKind.OTHER,
         touchedColumns: candidate.columns,

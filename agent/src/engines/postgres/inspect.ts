@@ -66,7 +66,7 @@ export class FrontendInspector {
    * a promise (the scanner stalls the client's stream meanwhile). `refused` replaces the frame
    * when the request is not approved.
    */
-  private maybeHold(entry: Pending, params: Portal['bound'], refused: () => Buffer): Promise<FrameVerdict> | undefined {
+  private maybeHold(entry: Pending, params: Portal['bound'], refused: () => Buffer, shown?: Portal['params']): Promise<FrameVerdict> | undefined {
     const holds = this.holds;
     const rule = entry.decision?.approvals && !entry.refusal ? holdingRule(entry.decision.approvals, new Date()) : undefined;
     if (!rule || !entry.decision) return undefined;
@@ -75,7 +75,7 @@ export class FrontendInspector {
       entry.refusal = { message: `statement refused: it needs approval (rule ${rule.rule.id}) and this session cannot ask for one`, ruleId: rule.rule.id };
       return Promise.resolve(refused());
     }
-    return holds.hold(rule, entry.text, params?.values ?? [], params?.formats ?? [], entry.decision).then((v: HoldVerdict) => {
+    return holds.hold(rule, entry.text, params?.values ?? [], params?.formats ?? [], entry.decision, shown).then((v: HoldVerdict) => {
       entry.approvalRequestId = v.approvalRequestId;
       if (v.refusal) {
         entry.refusal = v.refusal;
@@ -179,7 +179,7 @@ export class FrontendInspector {
         const mayExceed = entry.decision?.approvals?.some((c) => c.rowLimit) ?? false;
         const execute = cap > 0 && !mayExceed && (maxRows === 0 || maxRows > cap) ? buildExecute(portalName, cap + 1) : undefined;
         // A refused Execute fails in place: the server rejects the substitute, then skips to Sync.
-        const held = this.maybeHold(entry, portal?.bound, () => buildParse('', REFUSAL_SQL));
+        const held = this.maybeHold(entry, portal?.bound, () => buildParse('', REFUSAL_SQL), portal?.params);
         return held ? held.then((v) => v ?? execute) : execute;
       }
       case 0x43: { // Close

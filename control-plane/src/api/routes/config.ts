@@ -39,6 +39,19 @@ const diagnostic = {
 
 const person = { type: 'object', properties: { name: { type: 'string' }, email: { type: 'string' } } } as const;
 
+const versionSchema = {
+  type: 'object',
+  properties: {
+    version: { type: 'string' },
+    author: person,
+    committer: person,
+    message: { type: 'string' },
+    committedAt: { type: 'string', format: 'date-time' },
+    appliedAt: { type: 'string', format: 'date-time' },
+    warnings: { type: 'array', items: diagnostic },
+  },
+} as const;
+
 export default async function configRoutes(app: FastifyInstance, opts: ConfigRouteOptions): Promise<void> {
   app.get(
     '/v1/config/current',
@@ -49,18 +62,7 @@ export default async function configRoutes(app: FastifyInstance, opts: ConfigRou
         summary: 'The configuration version every agent is being given',
         security: [{ bearer: [] }],
         response: {
-          200: {
-            type: 'object',
-            properties: {
-              version: { type: 'string' },
-              author: person,
-              committer: person,
-              message: { type: 'string' },
-              committedAt: { type: 'string', format: 'date-time' },
-              appliedAt: { type: 'string', format: 'date-time' },
-              warnings: { type: 'array', items: diagnostic },
-            },
-          },
+          200: versionSchema,
           404: { type: 'object', properties: { error: { type: 'string' } } },
         },
       },
@@ -86,18 +88,7 @@ export default async function configRoutes(app: FastifyInstance, opts: ConfigRou
             properties: {
               versions: {
                 type: 'array',
-                items: {
-                  type: 'object',
-                  properties: {
-                    version: { type: 'string' },
-                    author: person,
-                    committer: person,
-                    message: { type: 'string' },
-                    committedAt: { type: 'string', format: 'date-time' },
-                    appliedAt: { type: 'string', format: 'date-time' },
-                    warnings: { type: 'array', items: diagnostic },
-                  },
-                },
+                items: versionSchema,
               },
             },
           },
