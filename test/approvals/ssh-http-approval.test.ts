@@ -344,6 +344,26 @@ describe('approval on HTTP and SSH targets', () => {
     expect(out).toContain('approved-shell-42');
   });
 
+  it('tells a waiting HTTP client which request it waits on (103 Early Hints)', async () => {
+    const authorization = `Bearer ${await issuer.sign({ sub: 'bot-6', groups: ['lab-ops'] })}`;
+    const u = new URL(httpBase);
+    const hinted = new Promise<string>((resolveHint, reject) => {
+      const req = http.request({ host: u.hostname, port: u.port, path: '/api/patients/12', method: 'DELETE', headers: { authorization } }, (res) => {
+        res.resume();
+        res.on('end', () => (res.statusCode === 200 ? undefined : reject(new Error(`status ${res.statusCode}`))));
+      });
+      req.on('information', (info) => {
+        if (info.statusCode === 103) resolveHint(String(info.headers['warden-approval-request']));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    const id = await hinted;
+    expect(id).toBe(await pendingRequest('http-delete-patient', 'DELETE /api/patients/12'));
+    await decide(id, 'approve');
+    await expect.poll(() => upstreamSaw.includes('DELETE /api/patients/12')).toBe(true);
+  });
+
   it('withdraws the request when the HTTP client gives up waiting', async () => {
     const authorization = `Bearer ${await issuer.sign({ sub: 'bot-5', groups: ['lab-ops'] })}`;
     const abort = new AbortController();

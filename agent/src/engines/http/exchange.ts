@@ -134,7 +134,11 @@ export async function handleExchange(ctx: HttpSessionContext, req: http.Incoming
         broker: ctx.approvals.broker, sessionId, identity: recordedIdentity, role: role.name, target: ctx.target.name,
         bundleVersion: ctx.bundleVersion, rule, text: statement.text, payload: Buffer.concat([Buffer.from(exchange.path + '\0'), body]),
         record: (e) => ctx.recorder.record(e),
-        waiting: (id) => log.info({ requestId: id, rule: rule.id }, 'request held for approval'),
+        waiting: (id) => {
+          log.info({ requestId: id, rule: rule.id }, 'request held for approval');
+          // A 103 interim response tells the waiting client which request to ask an approver about.
+          res.writeEarlyHints({ link: `<urn:warden:approval-request:${id}>; rel="warden-approval"`, 'warden-approval-request': id, 'warden-approval-rule': rule.id });
+        },
         ...(ctx.approvals.waited ? { waited: ctx.approvals.waited } : {}),
       });
       const verdict = await pending.verdict;
