@@ -14,28 +14,23 @@ import {
   DatePrecision,
   HashAlgorithm,
   JwtAlgorithm,
-  ListenerSchema,
   MaskingStrategySchema,
   MaskSpecSchema,
   PhiClass,
   PolicyAction,
   PolicyBundleSchema,
-  PostgresTlsMode,
   RoleSchema,
   RowLimitAction,
   UnknownOriginAction,
   StatementKind,
   TableRuleSchema,
-  TargetSchema,
   Weekday,
   type ApprovalRule,
   type ColumnRule,
-  type Listener,
   type MaskingStrategy,
   type MaskSpec,
   type PolicyBundle,
   type Role,
-  type Target,
 } from '../../../proto/src/index.js';
 import { BUILTIN_STRATEGIES } from './builtins.js';
 import {
@@ -49,21 +44,20 @@ import {
   type Model,
   type NormalizedMask,
 } from './model.js';
-import { isLoopback, parseClock, parseDuration } from './patterns.js';
+import { parseClock, parseDuration } from './patterns.js';
+import { compileListener, compileTarget } from './compile-topology.js';
 import { resolveColumnMask, shadowedClassifications } from './policy-checks.js';
 import type {
   ApprovalRuleSpec,
   ConfigDocument,
   Diagnostic,
   JwtAlgorithmName,
-  ListenerSpec,
   MaskingStrategySpec,
   PhiClassName,
   PolicyActionName,
   PolicyTestCase,
   RoleSpec,
   StatementKindName,
-  TargetSpec,
   WeekdayName,
 } from './types.js';
 import { analyze } from './validate.js';
@@ -116,82 +110,10 @@ const DAY: Record<WeekdayName, Weekday> = {
   mon: Weekday.MONDAY, tue: Weekday.TUESDAY, wed: Weekday.WEDNESDAY, thu: Weekday.THURSDAY,
   fri: Weekday.FRIDAY, sat: Weekday.SATURDAY, sun: Weekday.SUNDAY,
 };
-const TLS = { disable: PostgresTlsMode.DISABLE, require: PostgresTlsMode.REQUIRE, 'verify-full': PostgresTlsMode.VERIFY_FULL } as const;
 const PRECISION = { year: DatePrecision.YEAR, month: DatePrecision.MONTH, day: DatePrecision.DAY } as const;
 
 function maskSpec(m: NormalizedMask): MaskSpec {
   return create(MaskSpecSchema, { strategy: m.strategy, params: m.params });
-}
-
-function compileTarget({ spec: s }: Located<TargetSpec>): Target {
-  const base = { name: s.name, description: s.description ?? '' };
-  if (s.http) {
-    const h = s.http;
-    return create(TargetSchema, {
-      ...base,
-      kind: {
-        case: 'http',
-        value: {
-          baseUrl: h.baseUrl,
-          authorizationRef: h.authorizationRef ?? '',
-          caFile: h.caFile ?? '',
-          maxMaskBodyBytes: h.maxMaskBodyBytes ?? 10 * 1024 * 1024,
-          timeoutMs: h.timeoutMs ?? 30_000,
-        },
-      },
-    });
-  }
-  if (s.ssh) {
-    const h = s.ssh;
-    return create(TargetSchema, {
-      ...base,
-      kind: {
-        case: 'ssh',
-        value: { host: h.host, port: h.port ?? 22, user: h.user, privateKeyRef: h.privateKeyRef, hostKeys: [...h.hostKeys], connectTimeoutMs: h.connectTimeoutMs ?? 10_000 },
-      },
-    });
-  }
-  const pg = s.postgres!;
-  // Only loopback may omit tls (validation enforces it), and there plaintext is the only sensible default.
-  const mode = pg.tls?.mode ?? (isLoopback(pg.host) ? 'disable' : 'verify-full');
-  return create(TargetSchema, {
-    ...base,
-    kind: {
-      case: 'postgres',
-      value: {
-        host: pg.host,
-        port: pg.port,
-        database: pg.database,
-        user: pg.user,
-        passwordRef: pg.passwordRef ?? '',
-        tls: { mode: TLS[mode], caFile: pg.tls?.caFile ?? '', serverName: pg.tls?.serverName ?? '' },
-        connectTimeoutMs: pg.connectTimeoutMs ?? 10_000,
-      },
-    },
-  });
-}
-
-type ListenerProtocolInit = NonNullable<MessageInitShape<typeof ListenerSchema>['protocol']>;
-
-function listenerProtocol(s: ListenerSpec): ListenerProtocolInit {
-  const tls = (t: { certFile: string; keyFile: string } | undefined) => (t ? { tls: { certFile: t.certFile, keyFile: t.keyFile } } : {});
-  if (s.http) {
-    return { case: 'http', value: { allowPlaintext: s.http.allowPlaintext ?? false, ...tls(s.http.tls), maxRequestBytes: s.http.maxRequestBytes ?? 10 * 1024 * 1024 } };
-  }
-  if (s.ssh) return { case: 'ssh', value: { hostKeyFile: s.ssh.hostKeyFile } };
-  const pg = s.postgres!;
-  return { case: 'postgres', value: { allowPlaintext: pg.allowPlaintext ?? false, ...tls(pg.tls), maxMessageBytes: pg.maxMessageBytes ?? 64 * 1024 * 1024 } };
-}
-
-function compileListener({ spec: s }: Located<ListenerSpec>): Listener {
-  return create(ListenerSchema, {
-    name: s.name,
-    target: s.target,
-    address: s.address,
-    port: s.port,
-    agentSelector: { ...(s.agentSelector ?? {}) },
-    protocol: listenerProtocol(s),
-  });
 }
 
 type StrategyKindInit = NonNullable<MessageInitShape<typeof MaskingStrategySchema>['kind']>;
