@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM ?= npm
 
-.PHONY: install build test lint demo bench bench-audit bench-fleet bench-approvals proto images clean
+.PHONY: install build test lint demo bench bench-audit bench-fleet bench-approvals bench-http-ssh proto images clean
 
 install:            ## install dependencies exactly as locked
 	$(NPM) ci
@@ -25,6 +25,9 @@ bench-approvals: build ## approval decision → first row at the held client; wr
 
 bench-fleet: build   ## git commit + signed webhook → 50 agents on the new version; writes bench/out/fleet.{txt,html,json}
 	node dist/bench/fleet.js
+
+bench-http-ssh: build ## HTTP and SSH engines vs direct (real upstream, real sshd); writes bench/out/http-ssh.json
+	node dist/bench/http-ssh.js
 
 proto: node_modules ## regenerate proto/gen from proto/warden/v1/*.proto
 	$(NPM) run -w proto generate

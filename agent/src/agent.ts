@@ -15,6 +15,8 @@ import { DEFAULT_RESULT_RECORDING, type ResultRecording, type SessionRecorder } 
 import { CancelRegistry } from './engines/postgres/cancel.js';
 import { PostgresEngine } from './engines/postgres/listener.js';
 import type { ProtocolEngine } from './engines/engine.js';
+import { HttpEngine } from './engines/http/listener.js';
+import { SshEngine } from './engines/ssh/listener.js';
 import { createLogger } from './log.js';
 import { bundleFromConfig } from './config/to-bundle.js';
 import { CatalogPool } from './policy/catalog-connection.js';
@@ -88,8 +90,7 @@ export function startAgent(config: AgentConfig, options: StartOptions = {}): Pro
 
 /** What makes a listener's socket: a change here needs a restart, anything else is a swap. */
 function socketKey(l: Listener): string {
-  const pg = l.protocol.case === 'postgres' ? l.protocol.value : undefined;
-  return JSON.stringify([l.address, l.port, l.target, pg?.allowPlaintext, pg?.tls?.certFile, pg?.tls?.keyFile, pg?.maxMessageBytes]);
+  return JSON.stringify([l.address, l.port, l.target, l.protocol.case, l.protocol.value]);
 }
 
 export async function startAgentFromBundle(identity: AgentIdentity, bundle: PolicyBundle, options: StartOptions = {}): Promise<RunningAgent> {
@@ -107,11 +108,80 @@ export async function startAgentFromBundle(identity: AgentIdentity, bundle: Poli
   let current = makeState(bundle);
   if (current.relayOnly) log.warn('enforcement is relay-only: statements are relayed without inspection or masking');
 
-  const engines = new Map<string, { engine: PostgresEngine; key: string }>();
+  const engines = new Map<string, { engine: ProtocolEngine; key: string }>();
   const addresses = new Map<string, { address: string; port: number }>();
 
-  const makeEngine = (l: Listener): PostgresEngine => {
-    const pg = l.protocol.case === 'postgres' ? l.protocol.value : undefined;
+  /** How long held work waited for its decision, for every engine (tests' observer, else the metrics). */
+  const observeApprovalWait =
+    options.observeApprovalWait ?? (options.metrics ? (seconds: number, _outcome: 'approved' | 'refused') => options.metrics!.observeApprovalWait(seconds) : undefined);
+
+  const readTls = (t: { certFile: string; keyFile: string } | undefined): { tls?: { cert: string; key: string } } =>
+    t?.certFile
+      ? { tls: { cert: fs.readFileSync(path.resolve(baseDir, t.certFile), 'utf8'), key: fs.readFileSync(path.resolve(baseDir, t.keyFile), 'utf8') } }
+      : {};
+
+  const makeHttpEngine = (l: Listener & { protocol: { case: 'http' } }): HttpEngine => {
+    const h = l.protocol.value;
+    const elog = log.child({ listener: l.name });
+    return new HttpEngine({
+      name: l.name,
+      address: l.address,
+      port: l.port,
+      allowPlaintext: h.allowPlaintext,
+      ...readTls(h.tls),
+      log: elog,
+      session: () => {
+        const state = current;
+        const target = state.httpTargets.get(l.target);
+        if (!target) throw new Error(`listener ${l.name}: HTTP target ${l.target} is not in bundle ${state.version}`);
+        return {
+          agentId: identity.id,
+          listener: l.name,
+          auth: { verifier: state.verifier, groupMappings: (issuer: string) => state.mappingsFor(issuer), roles: state.roles, target: target.name },
+          target,
+          policy: state.httpPolicy,
+          approvals: { broker: approvals, rules: state.protocolApprovalsFor(target.name), ...(observeApprovalWait ? { waited: observeApprovalWait } : {}) },
+          recorder,
+          log: elog,
+          bundleVersion: state.version,
+          maxRequestBytes: h.maxRequestBytes || 10 * 1024 * 1024,
+        };
+      },
+    });
+  };
+
+  const makeSshEngine = (l: Listener & { protocol: { case: 'ssh' } }): SshEngine => {
+    const elog = log.child({ listener: l.name });
+    return new SshEngine({
+      name: l.name,
+      address: l.address,
+      port: l.port,
+      hostKey: fs.readFileSync(path.resolve(baseDir, l.protocol.value.hostKeyFile), 'utf8'),
+      log: elog,
+      session: () => {
+        const state = current;
+        const target = state.sshTargets.get(l.target);
+        if (!target) throw new Error(`listener ${l.name}: SSH target ${l.target} is not in bundle ${state.version}`);
+        return {
+          agentId: identity.id,
+          listener: l.name,
+          auth: { verifier: state.verifier, groupMappings: (issuer: string) => state.mappingsFor(issuer), roles: state.roles, target: target.name },
+          target,
+          policy: state.sshPolicy,
+          approvals: { broker: approvals, rules: state.protocolApprovalsFor(target.name), ...(observeApprovalWait ? { waited: observeApprovalWait } : {}) },
+          recorder,
+          log: elog,
+          bundleVersion: state.version,
+        };
+      },
+    });
+  };
+
+  const makeEngine = (l: Listener): ProtocolEngine => {
+    if (l.protocol.case === 'http') return makeHttpEngine(l as Listener & { protocol: { case: 'http' } });
+    if (l.protocol.case === 'ssh') return makeSshEngine(l as Listener & { protocol: { case: 'ssh' } });
+    if (l.protocol.case !== 'postgres') throw new Error(`listener ${l.name}: protocol ${l.protocol.case ?? 'unset'} is not supported by this agent`);
+    const pg = l.protocol.value;
     const elog = log.child({ listener: l.name });
     return new PostgresEngine({
       name: l.name,
@@ -146,9 +216,7 @@ export async function startAgentFromBundle(identity: AgentIdentity, bundle: Poli
           maxMessageBytes: pg?.maxMessageBytes || 64 * 1024 * 1024,
           bundleVersion: () => state.version,
           approvals,
-          ...(options.observeApprovalWait || options.metrics
-            ? { observeApprovalWait: options.observeApprovalWait ?? ((seconds: number) => options.metrics!.observeApprovalWait(seconds)) }
-            : {}),
+          ...(observeApprovalWait ? { observeApprovalWait } : {}),
           ...(state.relayOnly
             ? {}
             : {

@@ -23,6 +23,11 @@ import type { UpstreamTarget } from './engines/postgres/upstream-connect.js';
 import { CompiledPolicy } from './policy/compiled-policy.js';
 import { TargetPolicy, type SessionPolicy } from './policy/target-policy.js';
 import type { CatalogPool } from './policy/catalog-connection.js';
+import { ProtocolApprovalRules } from './policy/approval-rules.js';
+import { resolveHttpTarget, type HttpUpstream } from './engines/http/forward.js';
+import { HttpPolicy } from './engines/http/routes.js';
+import { resolveSshTarget, type SshUpstream } from './engines/ssh/upstream.js';
+import { SshPolicy } from './engines/ssh/decide.js';
 
 const ALG: Record<number, JwtAlgorithmName | undefined> = { [JwtAlgorithm.RS256]: 'RS256', [JwtAlgorithm.ES256]: 'ES256', [JwtAlgorithm.EDDSA]: 'EdDSA' };
 const TLS: Record<number, UpstreamTlsMode | undefined> = {
@@ -63,7 +68,14 @@ export class BundleState {
   readonly version: string;
   readonly verifier: TokenVerifier;
   readonly roles: Map<string, RoleConfig>;
+  /** PostgreSQL targets. */
   readonly targets: Map<string, UpstreamTarget>;
+  readonly httpTargets: Map<string, HttpUpstream>;
+  /** Route rules and JSON field maskers of every role, for HTTP listeners. */
+  readonly httpPolicy: HttpPolicy;
+  readonly sshTargets: Map<string, SshUpstream>;
+  readonly sshPolicy: SshPolicy;
+  private readonly protocolApprovals = new Map<string, ProtocolApprovalRules>();
   readonly listeners: Listener[];
   private readonly policies = new Map<string, Promise<TargetPolicy>>();
 
@@ -84,7 +96,11 @@ export class BundleState {
       })),
     );
     this.roles = new Map(bundle.roles.map((r) => [r.name, { name: r.name, targets: [...r.targets] }]));
-    this.targets = new Map(bundle.targets.map((t) => [t.name, resolveTarget(t, opts.baseDir)]));
+    this.targets = new Map(bundle.targets.filter((t) => t.kind.case === 'postgres').map((t) => [t.name, resolveTarget(t, opts.baseDir)]));
+    this.httpTargets = new Map(bundle.targets.filter((t) => t.kind.case === 'http').map((t) => [t.name, resolveHttpTarget(t, opts.baseDir)]));
+    this.httpPolicy = new HttpPolicy(bundle, opts.baseDir);
+    this.sshTargets = new Map(bundle.targets.filter((t) => t.kind.case === 'ssh').map((t) => [t.name, resolveSshTarget(t, opts.baseDir)]));
+    this.sshPolicy = new SshPolicy(bundle);
     this.listeners = bundle.listeners.filter((l) => selects(l, opts.labels));
     // Strategies and keys are checked now: a broken policy is refused whole, never half-applied.
     if (!opts.relayOnly) new CompiledPolicy(bundle, '*', opts.baseDir);
@@ -108,6 +124,13 @@ export class BundleState {
       this.policies.set(target.name, p);
     }
     return (await p).forRole(role);
+  }
+
+  /** Approval rules for an HTTP or SSH target (compiled once per bundle). */
+  protocolApprovalsFor(target: string): ProtocolApprovalRules {
+    let rules = this.protocolApprovals.get(target);
+    if (!rules) this.protocolApprovals.set(target, (rules = new ProtocolApprovalRules(this.bundle, target)));
+    return rules;
   }
 
   refreshCatalog(target: string): void {

@@ -79,6 +79,20 @@ function fullBundle(): PolicyBundle {
           },
         },
       },
+      {
+        name: 'records-api',
+        kind: {
+          case: 'http',
+          value: { baseUrl: 'https://records.internal:8443/v2', authorizationRef: 'env:RECORDS_TOKEN', caFile: '/etc/warden/records-ca.pem', maxMaskBodyBytes: 10_485_760, timeoutMs: 30_000 },
+        },
+      },
+      {
+        name: 'lab-host',
+        kind: {
+          case: 'ssh',
+          value: { host: 'lab.internal', port: 22, user: 'warden', privateKeyRef: 'file:/run/secrets/lab-key', hostKeys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl'], connectTimeoutMs: 5000 },
+        },
+      },
     ],
     listeners: [
       {
@@ -96,6 +110,14 @@ function fullBundle(): PolicyBundle {
           },
         },
       },
+      {
+        name: 'records-https',
+        target: 'records-api',
+        address: '0.0.0.0',
+        port: 8443,
+        protocol: { case: 'http', value: { allowPlaintext: true, tls: { certFile: '/etc/warden/api.crt', keyFile: '/etc/warden/api.key' }, maxRequestBytes: 1_048_576 } },
+      },
+      { name: 'lab-ssh', target: 'lab-host', address: '0.0.0.0', port: 2222, protocol: { case: 'ssh', value: { hostKeyFile: '/etc/warden/ssh_host_ed25519_key' } } },
     ],
     identity: {
       issuers: [
@@ -140,6 +162,17 @@ function fullBundle(): PolicyBundle {
         maxRows: 10_000,
         rowLimitAction: RowLimitAction.TRUNCATE,
         unknownOrigin: UnknownOriginAction.REDACT,
+        httpRoutes: [
+          {
+            id: 'analyst/http/patients',
+            methods: ['GET'],
+            path: '/api/patients/*',
+            action: PolicyAction.ALLOW,
+            masks: [{ path: '$.patients[*].ssn', mask: { strategy: 'ssn-last4' } }],
+          },
+        ],
+        httpDefaultAction: PolicyAction.DENY,
+        ssh: { shell: true, exec: true, execCommands: ['^ls( |$)'], sftp: true, portForwards: ['db.internal:5432'] },
       },
     ],
     classifications: [
@@ -202,6 +235,9 @@ function fullBundle(): PolicyBundle {
           ddl: true,
           rowLimitExceeded: true,
           unmask: true,
+          httpRoutes: ['^DELETE /api/'],
+          sshCommands: ['^rm '],
+          sshShell: true,
           time: {
             windows: [
               {

@@ -38,7 +38,7 @@ export interface RecordedSample {
 
 /** One finished statement as the data path saw it. */
 export interface StatementRecord {
-  protocol: 'simple' | 'extended' | 'function-call';
+  protocol: 'simple' | 'extended' | 'function-call' | 'http' | 'ssh';
   text: string;
   /** CommandComplete tag, e.g. "SELECT 10". */
   tag?: string;
@@ -67,6 +67,25 @@ export interface StatementRecord {
   resultSha256?: string;
   /** The first rows sent, up to the configured cap. */
   sample?: RecordedSample;
+  /** HTTP targets: the exchange as the client saw it (response after masking). */
+  http?: HttpExchangeRecord;
+}
+
+export interface HttpExchangeRecord {
+  method: string;
+  path: string;
+  status: number;
+  responseContentType: string;
+  /** SHA-256 (hex) of the whole response body sent to the client. */
+  responseSha256: string;
+  /** First bytes of the response as sent (masked), capped. */
+  responseBody: string;
+  responseTruncated: boolean;
+  responseBytes: number;
+  /** "$.patients[*].ssn:redact" for each mask rule that replaced something. */
+  maskedFields: string[];
+  requestBody: string;
+  requestBytes: number;
 }
 
 /** What the agent keeps of results: a sample of the first rows (0 = none) and a hash of the whole stream. */
@@ -124,6 +143,14 @@ export type SessionEvent =
       /** Ed25519 over approvalSignedBytes(signedRecord), base64. */
       signature: string;
       keyId: string;
+    }
+  | {
+      /** SSH: a piece of one channel's terminal stream as asciicast v2 lines (header first). */
+      type: 'terminal';
+      sessionId: string;
+      at: string;
+      channel: number;
+      asciicast: string;
     }
   | {
       type: 'session.end';

@@ -24,6 +24,8 @@ const PROTOCOL: Record<string, StatementProtocol> = {
   simple: StatementProtocol.SIMPLE,
   extended: StatementProtocol.EXTENDED,
   'function-call': StatementProtocol.FUNCTION_CALL,
+  http: StatementProtocol.HTTP,
+  ssh: StatementProtocol.SSH,
 };
 const END: Record<string, SessionEndReason> = {
   client_terminate: SessionEndReason.CLIENT_TERMINATE,
@@ -93,6 +95,7 @@ export function toAuditEvent(e: SessionEvent, sequence: number, bundleVersion = 
                   },
                 }
               : {}),
+            ...(e.http ? { http: { ...e.http, responseSha256: Buffer.from(e.http.responseSha256, 'hex'), responseBytes: BigInt(e.http.responseBytes), requestBytes: BigInt(e.http.requestBytes) } } : {}),
           },
         },
       });
@@ -109,6 +112,8 @@ export function toAuditEvent(e: SessionEvent, sequence: number, bundleVersion = 
           value: { requestId: e.requestId, signedRecord: Buffer.from(e.signedRecord, 'base64'), signature: Buffer.from(e.signature, 'base64'), keyId: e.keyId },
         },
       });
+    case 'terminal':
+      return create(AuditEventSchema, { ...base, kind: { case: 'terminal', value: { channel: e.channel, asciicast: e.asciicast } } });
     case 'auth.refused':
       return create(AuditEventSchema, {
         ...base,

@@ -32,7 +32,7 @@ function problems(text: string): string[] {
 
 describe('agent configuration', () => {
   it('accepts a valid file', () => {
-    expect(parseAgentConfig(valid).targets[0]!.password).toBe('env:PGPASS');
+    expect(parseAgentConfig(valid).targets[0]).toMatchObject({ password: 'env:PGPASS' });
   });
 
   it('takes a per-statement sample size for session records, from 0 (none) up', () => {

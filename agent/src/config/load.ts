@@ -19,7 +19,7 @@ export class ConfigError extends Error {
   }
 }
 
-const ajv = new Ajv({ allErrors: true, strict: true });
+const ajv = new Ajv({ allErrors: true, strict: true, discriminator: true });
 const validate = ajv.compile<AgentConfig>(agentConfigSchema);
 
 function describe(err: { instancePath: string; message?: string; params: Record<string, unknown> }): string {
@@ -49,7 +49,7 @@ function semanticProblems(cfg: AgentConfig): string[] {
   dup(cfg.roles, 'roles');
   cfg.listeners.forEach((l, i) => {
     if (!targets.has(l.target)) problems.push(`listeners.${i}.target: no target named "${l.target}"`);
-    if (!l.tls && !l.allowPlaintext) {
+    if (l.protocol !== 'ssh' && !l.tls && !l.allowPlaintext) {
       problems.push(`listeners.${i}: needs tls (certFile/keyFile) or allowPlaintext: true; tokens are never taken in cleartext otherwise`);
     }
   });
@@ -62,7 +62,7 @@ function semanticProblems(cfg: AgentConfig): string[] {
     if (!roles.has(m.role)) problems.push(`identity.groupMappings.${i}.role: no role named "${m.role}"`);
   });
   cfg.targets.forEach((t, i) => {
-    if (t.tls?.mode === 'verify-full' && !t.tls.caFile) problems.push(`targets.${i}.tls: verify-full needs caFile`);
+    if (t.kind === 'postgres' && t.tls?.mode === 'verify-full' && !t.tls.caFile) problems.push(`targets.${i}.tls: verify-full needs caFile`);
   });
   return problems;
 }

@@ -6,6 +6,40 @@
 const secretRef = { type: 'string', pattern: '^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$' };
 const name = { type: 'string', pattern: '^[a-z0-9][a-z0-9_.-]{0,62}$' };
 
+const listenerTls = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['certFile', 'keyFile'],
+  properties: { certFile: { type: 'string' }, keyFile: { type: 'string' } },
+} as const;
+
+/** One protocol's listener shape; the discriminator picks it by `protocol`. */
+function listener(protocol: string, extra: Record<string, unknown>, required: string[] = []) {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required: ['name', 'protocol', 'address', 'port', 'target', ...required],
+    properties: {
+      name,
+      protocol: { const: protocol },
+      address: { type: 'string', minLength: 1 },
+      port: { type: 'integer', minimum: 0, maximum: 65535 },
+      target: name,
+      ...extra,
+    },
+  };
+}
+
+/** One kind's target shape; the discriminator picks it by `kind`. */
+function target(kind: string, extra: Record<string, unknown>, required: string[]) {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required: ['name', 'kind', ...required],
+    properties: { name, kind: { const: kind }, ...extra },
+  };
+}
+
 export const agentConfigSchema = {
   $id: 'https://warden.dev/schemas/agent-config.json',
   type: 'object',
@@ -23,23 +57,22 @@ export const agentConfigSchema = {
       minItems: 1,
       items: {
         type: 'object',
-        additionalProperties: false,
-        required: ['name', 'protocol', 'address', 'port', 'target'],
-        properties: {
-          name,
-          protocol: { const: 'postgres' },
-          address: { type: 'string', minLength: 1 },
-          port: { type: 'integer', minimum: 0, maximum: 65535 },
-          target: name,
-          allowPlaintext: { type: 'boolean' },
-          tls: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['certFile', 'keyFile'],
-            properties: { certFile: { type: 'string' }, keyFile: { type: 'string' } },
-          },
-          maxMessageBytes: { type: 'integer', minimum: 1024, maximum: 1073741824 },
-        },
+        discriminator: { propertyName: 'protocol' },
+        required: ['protocol'],
+        properties: { protocol: { enum: ['postgres', 'http', 'ssh'] } },
+        oneOf: [
+          listener('postgres', {
+            allowPlaintext: { type: 'boolean' },
+            tls: listenerTls,
+            maxMessageBytes: { type: 'integer', minimum: 1024, maximum: 1073741824 },
+          }),
+          listener('http', {
+            allowPlaintext: { type: 'boolean' },
+            tls: listenerTls,
+            maxRequestBytes: { type: 'integer', minimum: 1024, maximum: 1073741824 },
+          }),
+          listener('ssh', { hostKeyFile: { type: 'string', minLength: 1 } }, ['hostKeyFile']),
+        ],
       },
     },
     targets: {
@@ -47,28 +80,44 @@ export const agentConfigSchema = {
       minItems: 1,
       items: {
         type: 'object',
-        additionalProperties: false,
-        required: ['name', 'kind', 'host', 'port', 'database', 'user'],
-        properties: {
-          name,
-          kind: { const: 'postgres' },
-          host: { type: 'string', minLength: 1 },
-          port: { type: 'integer', minimum: 1, maximum: 65535 },
-          database: { type: 'string', minLength: 1 },
-          user: { type: 'string', minLength: 1 },
-          password: secretRef,
-          tls: {
-            type: 'object',
-            additionalProperties: false,
-            required: ['mode'],
-            properties: {
-              mode: { enum: ['disable', 'require', 'verify-full'] },
-              caFile: { type: 'string' },
-              serverName: { type: 'string' },
+        discriminator: { propertyName: 'kind' },
+        required: ['kind'],
+        properties: { kind: { enum: ['postgres', 'http', 'ssh'] } },
+        oneOf: [
+          target('postgres', {
+            host: { type: 'string', minLength: 1 },
+            port: { type: 'integer', minimum: 1, maximum: 65535 },
+            database: { type: 'string', minLength: 1 },
+            user: { type: 'string', minLength: 1 },
+            password: secretRef,
+            tls: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['mode'],
+              properties: {
+                mode: { enum: ['disable', 'require', 'verify-full'] },
+                caFile: { type: 'string' },
+                serverName: { type: 'string' },
+              },
             },
-          },
-          connectTimeoutMs: { type: 'integer', minimum: 100, maximum: 120000 },
-        },
+            connectTimeoutMs: { type: 'integer', minimum: 100, maximum: 120000 },
+          }, ['host', 'port', 'database', 'user']),
+          target('http', {
+            baseUrl: { type: 'string', pattern: '^https?://' },
+            authorization: secretRef,
+            caFile: { type: 'string', minLength: 1 },
+            maxMaskBodyBytes: { type: 'integer', minimum: 1024, maximum: 1073741824 },
+            timeoutMs: { type: 'integer', minimum: 100, maximum: 600000 },
+          }, ['baseUrl']),
+          target('ssh', {
+            host: { type: 'string', minLength: 1 },
+            port: { type: 'integer', minimum: 1, maximum: 65535 },
+            user: { type: 'string', minLength: 1 },
+            privateKey: secretRef,
+            hostKeys: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
+            connectTimeoutMs: { type: 'integer', minimum: 100, maximum: 120000 },
+          }, ['host', 'user', 'privateKey', 'hostKeys']),
+        ],
       },
     },
     identity: {

@@ -7,19 +7,41 @@
 import { createHash } from 'node:crypto';
 import { compileBundle, type ConfigDocument, type Diagnostic } from '../../../control-plane/src/config/index.js';
 import type { PolicyBundle } from '../../../proto/src/index.js';
-import type { AgentConfig } from './types.js';
+import type { AgentConfig, TargetConfig } from './types.js';
 import { ConfigError } from './load.js';
 
 function doc(kind: string, spec: unknown, file: string, index: number): ConfigDocument {
   return { apiVersion: 'warden.dev/v1', kind, spec, file, index, line: 1 };
 }
 
-export function configDocuments(cfg: AgentConfig, file: string): ConfigDocument[] {
-  const docs: ConfigDocument[] = [];
-  let i = 0;
-  for (const t of cfg.targets) {
-    docs.push(
-      doc('Target', {
+/** The file's flat target entry as the config repository's Target spec. */
+function targetSpec(t: TargetConfig): unknown {
+  switch (t.kind) {
+    case 'http':
+      return {
+        name: t.name,
+        http: {
+          baseUrl: t.baseUrl,
+          ...(t.authorization ? { authorizationRef: t.authorization } : {}),
+          ...(t.caFile ? { caFile: t.caFile } : {}),
+          ...(t.maxMaskBodyBytes ? { maxMaskBodyBytes: t.maxMaskBodyBytes } : {}),
+          ...(t.timeoutMs ? { timeoutMs: t.timeoutMs } : {}),
+        },
+      };
+    case 'ssh':
+      return {
+        name: t.name,
+        ssh: {
+          host: t.host,
+          ...(t.port ? { port: t.port } : {}),
+          user: t.user,
+          privateKeyRef: t.privateKey,
+          hostKeys: t.hostKeys,
+          ...(t.connectTimeoutMs ? { connectTimeoutMs: t.connectTimeoutMs } : {}),
+        },
+      };
+    case 'postgres':
+      return {
         name: t.name,
         postgres: {
           host: t.host,
@@ -30,23 +52,17 @@ export function configDocuments(cfg: AgentConfig, file: string): ConfigDocument[
           tls: t.tls ?? { mode: 'disable' },
           ...(t.connectTimeoutMs ? { connectTimeoutMs: t.connectTimeoutMs } : {}),
         },
-      }, file, i++),
-    );
+      };
   }
+}
+
+export function configDocuments(cfg: AgentConfig, file: string): ConfigDocument[] {
+  const docs: ConfigDocument[] = [];
+  let i = 0;
+  for (const t of cfg.targets) docs.push(doc('Target', targetSpec(t), file, i++));
   for (const l of cfg.listeners) {
-    docs.push(
-      doc('Listener', {
-        name: l.name,
-        target: l.target,
-        address: l.address,
-        port: l.port,
-        postgres: {
-          ...(l.allowPlaintext !== undefined ? { allowPlaintext: l.allowPlaintext } : {}),
-          ...(l.tls ? { tls: l.tls } : {}),
-          ...(l.maxMessageBytes ? { maxMessageBytes: l.maxMessageBytes } : {}),
-        },
-      }, file, i++),
-    );
+    const { name, target, address, port, protocol, ...settings } = l;
+    docs.push(doc('Listener', { name, target, address, port, [protocol]: settings }, file, i++));
   }
   docs.push(
     doc('Identity', {

@@ -62,6 +62,58 @@ export interface PostgresListenerConfig {
   maxMessageBytes?: number;
 }
 
+export interface HttpListenerConfig {
+  name: string;
+  protocol: 'http';
+  address: string;
+  port: number;
+  target: string;
+  /** Accept bearer tokens over plain HTTP (loopback development only). */
+  allowPlaintext?: boolean;
+  tls?: ListenerTlsConfig;
+  /** Largest request body accepted, bytes. Default 10 MiB. */
+  maxRequestBytes?: number;
+}
+
+export interface SshListenerConfig {
+  name: string;
+  protocol: 'ssh';
+  address: string;
+  port: number;
+  target: string;
+  /** The agent's SSH host private key (clients pin its public key). */
+  hostKeyFile: string;
+}
+
+export type ListenerConfig = PostgresListenerConfig | HttpListenerConfig | SshListenerConfig;
+
+export interface HttpTargetConfig {
+  name: string;
+  kind: 'http';
+  baseUrl: string;
+  /** Authorization header value the agent sends upstream; the client's token never goes there. */
+  authorization?: SecretRef;
+  caFile?: string;
+  /** Largest JSON body buffered for masking. Default 10 MiB. */
+  maxMaskBodyBytes?: number;
+  timeoutMs?: number;
+}
+
+export interface SshTargetConfig {
+  name: string;
+  kind: 'ssh';
+  host: string;
+  port?: number;
+  user: string;
+  /** The agent's private key for the host. */
+  privateKey: SecretRef;
+  /** The host's public keys ("ssh-ed25519 AAAA..."); any other key is refused. */
+  hostKeys: string[];
+  connectTimeoutMs?: number;
+}
+
+export type TargetConfig = PostgresTargetConfig | HttpTargetConfig | SshTargetConfig;
+
 export type UpstreamTlsMode = 'disable' | 'require' | 'verify-full';
 
 export interface PostgresTargetConfig {
@@ -86,8 +138,8 @@ export interface RecordingConfig {
 
 export interface AgentConfig {
   agent: { id: string };
-  listeners: PostgresListenerConfig[];
-  targets: PostgresTargetConfig[];
+  listeners: ListenerConfig[];
+  targets: TargetConfig[];
   identity: IdentityConfig;
   roles: RoleConfig[];
   /** Classification rules (the Classification kind's `rules`). */

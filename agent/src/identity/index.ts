@@ -7,3 +7,4 @@ export {
   type VerifiedIdentity,
 } from './token-verifier.js';
 export { resolveRole } from './role-mapping.js';
+export { authorizeToken, type AuthContext, type Authenticated } from './authorize.js';

@@ -6,7 +6,7 @@
  * checked per execution. Row-limit rules are matched here too but take
  * effect only when a result actually reaches the role's row limit.
  */
-import { ApprovalScope, StatementKind, Weekday, type ApprovalRule, type PolicyBundle, type TimeCondition } from '../../../proto/src/index.js';
+import { ApprovalScope, StatementKind, Weekday, type ApprovalMatch, type ApprovalRule, type PolicyBundle, type TimeCondition } from '../../../proto/src/index.js';
 import { compilePattern, type CompiledRole } from './compiled-policy.js';
 import type { Decision } from './decide.js';
 import type { ColumnRef, StatementAnalysis } from '../sql/index.js';
@@ -50,7 +50,7 @@ export class ApprovalRules {
     const out: ApprovalCandidate[] = [];
     for (const r of this.rules) {
       const m = r.rule.match;
-      if (!m) continue;
+      if (!m || !forSql(m)) continue;
       if (m.roles.length > 0 && !m.roles.includes(role.name)) continue;
       if (m.targets.length > 0 && !m.targets.includes(this.target)) continue;
       if (m.statementKinds.length > 0 && !kinds.some((k) => m.statementKinds.includes(k))) continue;
@@ -74,6 +74,51 @@ export class ApprovalRules {
       out.push({ rule: r.rule, rowLimit: m.rowLimitExceeded, columns });
     }
     return out;
+  }
+}
+
+/** Rules written for HTTP requests or SSH sessions never hold SQL statements. */
+function forSql(m: ApprovalMatch): boolean {
+  return m.httpRoutes.length === 0 && m.sshCommands.length === 0 && !m.sshShell;
+}
+
+/** What an HTTP or SSH engine asks to do, in the terms approval rules match. */
+export type ProtocolAction = { http: string } | { sshExec: string } | { sshShell: true };
+
+/**
+ * Approval rules for HTTP and SSH targets. A rule applies when its role,
+ * target and time conditions hold and either it names the action
+ * (httpRoutes / sshCommands regexes, sshShell) or it has no statement- or
+ * protocol-specific condition at all (then it holds every request on the
+ * targets and roles it names, as it would every SQL statement).
+ */
+export class ProtocolApprovalRules {
+  private readonly rules: Array<{ rule: ApprovalRule; http: RegExp[]; ssh: RegExp[]; generic: boolean }>;
+
+  constructor(bundle: PolicyBundle, private readonly target: string) {
+    this.rules = bundle.approvalRules.flatMap((rule) => {
+      const m = rule.match;
+      if (!m || (m.targets.length > 0 && !m.targets.includes(target))) return [];
+      const sqlSpecific = m.statementKinds.length > 0 || m.tables.length > 0 || m.columns.length > 0 || m.phiClasses.length > 0 ||
+        m.writeWithoutWhere || m.ddl || m.rowLimitExceeded || m.unmask;
+      const generic = !sqlSpecific && forSql(m);
+      if (sqlSpecific && forSql(m)) return [];
+      return [{ rule, generic, http: m.httpRoutes.map((r) => new RegExp(r)), ssh: m.sshCommands.map((r) => new RegExp(r)) }];
+    });
+  }
+
+  /** The first rule that holds this action for this role at `now`. */
+  holding(role: string, action: ProtocolAction, now: Date): ApprovalRule | undefined {
+    for (const r of this.rules) {
+      const m = r.rule.match!;
+      if (m.roles.length > 0 && !m.roles.includes(role)) continue;
+      if (!timeHolds(m.time, now)) continue;
+      if (r.generic) return r.rule;
+      if ('http' in action && r.http.some((re) => re.test(action.http))) return r.rule;
+      if ('sshExec' in action && r.ssh.some((re) => re.test(action.sshExec))) return r.rule;
+      if ('sshShell' in action && m.sshShell) return r.rule;
+    }
+    return undefined;
   }
 }
 

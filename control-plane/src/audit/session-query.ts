@@ -73,6 +73,8 @@ export interface ReplayStatement {
 export interface SessionReplay {
   session: SessionSummary;
   statements: ReplayStatement[];
+  /** SSH sessions: each channel's terminal stream as an asciicast v2 file (header line, then events). */
+  terminals: Array<{ channel: number; cast: string }>;
 }
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- proto JSON payloads */
@@ -135,9 +137,12 @@ export class SessionQuery extends SchemaTables {
     const session = summaryOf(sessionId, first, rows[0].recorded_at as Date);
     const start = Date.parse(session.startedAt);
     const statements: ReplayStatement[] = [];
+    const terminals = new Map<number, string>();
     for (const r of rows.slice(1) as Array<{ session_seq: string; payload: string }>) {
       const p = JSON.parse(r.payload) as Json;
       if (p.sessionEnd) endSession(session, p.sessionEnd);
+      // Terminal chunks concatenate, in sequence order, into the channel's .cast file.
+      if (p.terminal) terminals.set(Number(p.terminal.channel ?? 0), (terminals.get(Number(p.terminal.channel ?? 0)) ?? '') + (p.terminal.asciicast ?? ''));
       if (!p.statement) continue;
       const st = p.statement;
       addStatement(session, st.decision, st.tables ?? []);
@@ -166,7 +171,7 @@ export class SessionQuery extends SchemaTables {
         ...(st.error ? { error: { sqlstate: st.error.sqlstate ?? '', message: st.error.message ?? '' } } : {}),
       });
     }
-    return { session, statements };
+    return { session, statements, terminals: [...terminals].map(([channel, cast]) => ({ channel, cast })) };
   }
 }
 

@@ -96,5 +96,9 @@ export async function replaySession(r: SessionReplay, speed: number, write: (s: 
     shownAt = Math.max(shownAt, st.offsetMs);
     write(renderStatement(st));
   }
+  for (const t of r.terminals) {
+    const events = t.cast.split('\n').filter(Boolean).length - 1;
+    write(`terminal on channel ${t.channel}: asciicast v2, ${events} events (warden sessions replay ${r.session.sessionId} --cast ${t.channel} > session.cast; asciinema play session.cast)\n`);
+  }
   write(renderSessionFooter(r.session));
 }

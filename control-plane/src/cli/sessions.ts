@@ -17,6 +17,7 @@ export const sessionsOptions = {
   limit: { type: 'string' },
   speed: { type: 'string' },
   instant: { type: 'boolean' },
+  cast: { type: 'string' },
 } as const;
 
 export const SESSIONS_HELP = `  sessions list        sessions in the audit log, most recent first
@@ -28,6 +29,7 @@ export const SESSIONS_HELP = `  sessions list        sessions in the audit log, 
   sessions replay ID   a session as the client saw it: statements, masked sample rows, errors
       --speed N           N times the original pace (default 1)
       --instant           no waiting between statements
+      --cast N            SSH: write channel N's terminal recording as an asciicast v2 file
       --format text|json|html`;
 
 type Values = { [K in keyof typeof sessionsOptions]?: (typeof sessionsOptions)[K]['type'] extends 'boolean' ? boolean : string } & { 'database-url'?: string; schema?: string };
@@ -74,6 +76,17 @@ export async function sessionsCommand(sub: string | undefined, args: string[], v
     if (!replay) {
       process.stderr.write(`warden sessions replay: no session ${id} in the audit log\n`);
       return 1;
+    }
+    if (v.cast !== undefined) {
+      const channel = Number(v.cast);
+      if (!Number.isInteger(channel) || channel < 1) throw new UsageError('warden sessions replay: --cast must be a channel number (1, 2, ...)');
+      const t = replay.terminals.find((x) => x.channel === channel);
+      if (!t) {
+        process.stderr.write(`warden sessions replay: session ${id} has no terminal recording on channel ${channel}${replay.terminals.length ? ` (channels: ${replay.terminals.map((x) => x.channel).join(', ')})` : ''}\n`);
+        return 1;
+      }
+      out.write(t.cast);
+      return 0;
     }
     if (format === 'json') out.write(JSON.stringify(replay, null, 2) + '\n');
     else if (format === 'html') out.write(renderReplayHtml(replay));

@@ -76,6 +76,7 @@ examples:
   warden audit prune --retention 7y
   warden sessions list --identity analytics-bot --from 2026-11-01 --table clinic.patients --decision mask
   warden sessions replay 01a211f3-f305-700e-a56d-1dbd1824ed15 --speed 10
+  warden sessions replay 01a211f3-f305-700e-a56d-1dbd1824ed15 --cast 1 > ssh-session.cast   # asciinema play ssh-session.cast
   warden db status --database-url postgres://cp@db/warden   # exit 1 when migrations are pending
   warden db migrate --database-url postgres://admin@db/warden
   warden agents enroll-token --database-url postgres://cp@db/warden --reusable --ttl 720h --label site=east

@@ -14,33 +14,29 @@ import {
   DatePrecision,
   HashAlgorithm,
   JwtAlgorithm,
-  ListenerSchema,
   MaskingStrategySchema,
   MaskSpecSchema,
   PhiClass,
   PolicyAction,
   PolicyBundleSchema,
-  PostgresTlsMode,
   RoleSchema,
   RowLimitAction,
   UnknownOriginAction,
   StatementKind,
   TableRuleSchema,
-  TargetSchema,
   Weekday,
   type ApprovalRule,
   type ColumnRule,
-  type Listener,
   type MaskingStrategy,
   type MaskSpec,
   type PolicyBundle,
   type Role,
-  type Target,
 } from '../../../proto/src/index.js';
 import { BUILTIN_STRATEGIES } from './builtins.js';
 import {
   classificationIds,
   columnRuleId,
+  httpRouteId,
   normalizeMask,
   strategyLookup,
   tableRuleId,
@@ -48,21 +44,20 @@ import {
   type Model,
   type NormalizedMask,
 } from './model.js';
-import { isLoopback, parseClock, parseDuration } from './patterns.js';
+import { parseClock, parseDuration } from './patterns.js';
+import { compileListener, compileTarget } from './compile-topology.js';
 import { resolveColumnMask, shadowedClassifications } from './policy-checks.js';
 import type {
   ApprovalRuleSpec,
   ConfigDocument,
   Diagnostic,
   JwtAlgorithmName,
-  ListenerSpec,
   MaskingStrategySpec,
   PhiClassName,
   PolicyActionName,
   PolicyTestCase,
   RoleSpec,
   StatementKindName,
-  TargetSpec,
   WeekdayName,
 } from './types.js';
 import { analyze } from './validate.js';
@@ -115,51 +110,10 @@ const DAY: Record<WeekdayName, Weekday> = {
   mon: Weekday.MONDAY, tue: Weekday.TUESDAY, wed: Weekday.WEDNESDAY, thu: Weekday.THURSDAY,
   fri: Weekday.FRIDAY, sat: Weekday.SATURDAY, sun: Weekday.SUNDAY,
 };
-const TLS = { disable: PostgresTlsMode.DISABLE, require: PostgresTlsMode.REQUIRE, 'verify-full': PostgresTlsMode.VERIFY_FULL } as const;
 const PRECISION = { year: DatePrecision.YEAR, month: DatePrecision.MONTH, day: DatePrecision.DAY } as const;
 
 function maskSpec(m: NormalizedMask): MaskSpec {
   return create(MaskSpecSchema, { strategy: m.strategy, params: m.params });
-}
-
-function compileTarget({ spec: s }: Located<TargetSpec>): Target {
-  const pg = s.postgres;
-  // Only loopback may omit tls (validation enforces it), and there plaintext is the only sensible default.
-  const mode = pg.tls?.mode ?? (isLoopback(pg.host) ? 'disable' : 'verify-full');
-  return create(TargetSchema, {
-    name: s.name,
-    description: s.description ?? '',
-    kind: {
-      case: 'postgres',
-      value: {
-        host: pg.host,
-        port: pg.port,
-        database: pg.database,
-        user: pg.user,
-        passwordRef: pg.passwordRef ?? '',
-        tls: { mode: TLS[mode], caFile: pg.tls?.caFile ?? '', serverName: pg.tls?.serverName ?? '' },
-        connectTimeoutMs: pg.connectTimeoutMs ?? 10_000,
-      },
-    },
-  });
-}
-
-function compileListener({ spec: s }: Located<ListenerSpec>): Listener {
-  return create(ListenerSchema, {
-    name: s.name,
-    target: s.target,
-    address: s.address,
-    port: s.port,
-    agentSelector: { ...(s.agentSelector ?? {}) },
-    protocol: {
-      case: 'postgres',
-      value: {
-        allowPlaintext: s.postgres.allowPlaintext ?? false,
-        ...(s.postgres.tls ? { tls: { certFile: s.postgres.tls.certFile, keyFile: s.postgres.tls.keyFile } } : {}),
-        maxMessageBytes: s.postgres.maxMessageBytes ?? 64 * 1024 * 1024,
-      },
-    },
-  });
 }
 
 type StrategyKindInit = NonNullable<MessageInitShape<typeof MaskingStrategySchema>['kind']>;
@@ -230,6 +184,29 @@ function compileRole(
     maxRows: role.maxRows ?? 0,
     rowLimitAction: role.rowLimitAction === 'error' ? RowLimitAction.ERROR : RowLimitAction.TRUNCATE,
     unknownOrigin: role.unknownOrigin === 'redact' ? UnknownOriginAction.REDACT : UnknownOriginAction.REFUSE,
+    httpRoutes: (role.http?.routes ?? []).map((r, i) => ({
+      id: httpRouteId(role, i),
+      methods: [...(r.methods ?? [])],
+      path: r.path,
+      action: ACTION[r.action],
+      masks: (r.masks ?? []).map((fm) => {
+        const mask = normalizeMask(fm.mask);
+        used.add(mask.strategy);
+        return { path: fm.path, mask: maskSpec(mask) };
+      }),
+    })),
+    httpDefaultAction: ACTION[role.http?.defaultAction ?? 'deny'],
+    ...(role.ssh
+      ? {
+          ssh: {
+            shell: role.ssh.shell ?? false,
+            exec: role.ssh.exec ?? false,
+            execCommands: [...(role.ssh.execCommands ?? [])],
+            sftp: role.ssh.sftp ?? false,
+            portForwards: [...(role.ssh.portForwards ?? [])],
+          },
+        }
+      : {}),
   });
 }
 
@@ -250,6 +227,9 @@ function compileApproval(s: ApprovalRuleSpec): ApprovalRule {
       ddl: mt.ddl ?? false,
       rowLimitExceeded: mt.rowLimitExceeded ?? false,
       unmask: mt.unmask ?? false,
+      httpRoutes: [...(mt.httpRoutes ?? [])],
+      sshCommands: [...(mt.sshCommands ?? [])],
+      sshShell: mt.sshShell ?? false,
       ...(mt.time
         ? {
             time: {

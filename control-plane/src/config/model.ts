@@ -49,7 +49,13 @@ export function buildModel(docs: ConfigDocument[]): Model {
       case 'Target': m.targets.push(loc<'Target'>(doc)); break;
       case 'Listener': m.listeners.push(loc<'Listener'>(doc)); break;
       case 'Identity': m.identities.push(loc<'Identity'>(doc)); break;
-      case 'Role': m.roles.push(loc<'Role'>(doc)); break;
+      case 'Role': {
+        // Roles for HTTP / SSH targets have no tables; the rest of the compiler reads `tables` as a list.
+        const r = loc<'Role'>(doc);
+        if (!r.spec.tables) r.spec = { ...r.spec, tables: [] };
+        m.roles.push(r);
+        break;
+      }
       case 'MaskingStrategy': m.strategies.push(loc<'MaskingStrategy'>(doc)); break;
       case 'ApprovalRule': m.approvals.push(loc<'ApprovalRule'>(doc)); break;
       case 'PolicyTest': m.tests.push(loc<'PolicyTest'>(doc)); break;
@@ -126,4 +132,8 @@ export function columnRuleId(role: RoleSpec, ti: number, ci: number): string {
 /** Classification rules that can apply on at least one of the role's targets. */
 export function appliesToRole(rule: ClassificationRuleSpec, role: RoleSpec): boolean {
   return !rule.targets || rule.targets.length === 0 || rule.targets.some((t) => role.targets.includes(t));
+}
+
+export function httpRouteId(role: RoleSpec, i: number): string {
+  return role.http?.routes?.[i]?.id ?? `role/${role.name}/http/${i}`;
 }

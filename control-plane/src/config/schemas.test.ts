@@ -29,6 +29,8 @@ describe('published schemas', () => {
     for (const kind of KINDS) refFields(schemas[kind], kind, refs);
     expect(refs.map((r) => r.at)).toEqual([
       'Target/properties/spec/properties/postgres/properties/passwordRef',
+      'Target/properties/spec/properties/http/properties/authorizationRef',
+      'Target/properties/spec/properties/ssh/properties/privateKeyRef',
       'MaskingStrategy/properties/spec/properties/hash/properties/keyRef',
     ]);
     for (const r of refs) expect(r.schema.pattern).toBe(SECRET_REF_PATTERN);

@@ -14,6 +14,7 @@ import {
   DATE_PRECISIONS,
   DECISIONS,
   DETECTORS,
+  HTTP_METHODS,
   JWT_ALGORITHMS,
   PHI_CLASSES,
   POLICY_ACTIONS,
@@ -91,8 +92,30 @@ const targetSpec = obj(
       },
       ['host', 'port', 'database', 'user'],
     ),
+    http: obj(
+      {
+        baseUrl: { type: 'string', pattern: '^https?://[^/?#]+(/[^?#]*)?$', description: 'Upstream base URL, e.g. http://records.internal:8080' },
+        authorizationRef: secretRef('Authorization header value the agent sends upstream: "env:NAME" or "file:/path"'),
+        caFile: str(),
+        maxMaskBodyBytes: { type: 'integer', minimum: 1024, maximum: 1073741824, default: 10485760, description: 'Largest JSON body buffered for masking; larger ones on masked routes are refused' },
+        timeoutMs: { type: 'integer', minimum: 100, maximum: 600000, default: 30000 },
+      },
+      ['baseUrl'],
+    ),
+    ssh: obj(
+      {
+        host: str(),
+        port: { ...port, minimum: 1, default: 22 },
+        user: str(),
+        privateKeyRef: secretRef('The agent\'s private key for the host: "env:NAME" or "file:/path"'),
+        hostKeys: { type: 'array', items: { type: 'string', pattern: '^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$' }, minItems: 1, uniqueItems: true, description: 'The host\'s public keys ("ssh-ed25519 AAAA..."); any other key is refused' },
+        connectTimeoutMs: { type: 'integer', minimum: 100, maximum: 600000, default: 10000 },
+      },
+      ['host', 'user', 'privateKeyRef', 'hostKeys'],
+    ),
   },
-  ['name', 'postgres'],
+  ['name'],
+  exactlyOne(['postgres', 'http', 'ssh']),
 );
 
 const listenerSpec = obj(
@@ -107,8 +130,15 @@ const listenerSpec = obj(
       tls: obj({ certFile: str(), keyFile: str() }, ['certFile', 'keyFile']),
       maxMessageBytes: { type: 'integer', minimum: 1024, maximum: 1073741824, default: 67108864 },
     }),
+    http: obj({
+      allowPlaintext: { type: 'boolean', default: false },
+      tls: obj({ certFile: str(), keyFile: str() }, ['certFile', 'keyFile']),
+      maxRequestBytes: { type: 'integer', minimum: 1024, maximum: 1073741824, default: 10485760 },
+    }),
+    ssh: obj({ hostKeyFile: str('Path of the agent\'s SSH host private key') }, ['hostKeyFile']),
   },
-  ['name', 'target', 'address', 'port', 'postgres'],
+  ['name', 'target', 'address', 'port'],
+  exactlyOne(['postgres', 'http', 'ssh']),
 );
 
 const issuer = obj(
@@ -175,8 +205,34 @@ const roleSpec = obj(
         ['table'],
       ),
     },
+    http: obj({
+      defaultAction: { enum: ['allow', 'deny'], default: 'deny' },
+      routes: {
+        type: 'array',
+        items: obj(
+          {
+            id: ruleId,
+            methods: { type: 'array', items: oneOf(HTTP_METHODS), uniqueItems: true, description: 'Empty or absent: any method' },
+            path: { type: 'string', pattern: '^/', description: 'Path pattern: "*" matches one segment, a trailing "**" any rest' },
+            action: { enum: ['allow', 'deny'] },
+            masks: {
+              type: 'array',
+              items: obj({ path: { type: 'string', pattern: '^\\$', description: 'JSONPath subset: $.a.b, $.items[*].ssn, $..ssn' }, mask: maskSpec }, ['path', 'mask']),
+            },
+          },
+          ['path', 'action'],
+        ),
+      },
+    }),
+    ssh: obj({
+      shell: { type: 'boolean', default: false },
+      exec: { type: 'boolean', default: false },
+      execCommands: { ...strings, description: 'Regular expressions; when set, only matching exec commands run' },
+      sftp: { type: 'boolean', default: false },
+      portForwards: { ...strings, description: '"host:port" patterns local forwarding may reach ("*" wildcard)' },
+    }),
   },
-  ['name', 'targets', 'tables'],
+  ['name', 'targets'],
 );
 
 const classificationSpec = obj(
@@ -265,6 +321,9 @@ const approvalRuleSpec = obj(
       writeWithoutWhere: { type: 'boolean' },
       ddl: { type: 'boolean' },
       rowLimitExceeded: { type: 'boolean' },
+      httpRoutes: { ...strings, description: 'Regular expressions over "METHOD /path" of HTTP requests' },
+      sshCommands: { ...strings, description: 'Regular expressions over SSH exec commands' },
+      sshShell: { type: 'boolean', description: 'holds the start of an interactive SSH shell' },
       unmask: { type: 'boolean', description: 'matches statements that return masked columns among columns/phiClasses; approval releases them unmasked' },
       time: obj(
         {

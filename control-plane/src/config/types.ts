@@ -61,6 +61,7 @@ export const DATE_PRECISIONS = ['year', 'month', 'day'] as const;
 export const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
 export const APPROVAL_SCOPES = ['once', 'grant'] as const;
 export const DECISIONS = ['allow', 'mask', 'deny', 'hold'] as const;
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
 export type TlsModeName = (typeof TLS_MODES)[number];
 export type JwtAlgorithmName = (typeof JWT_ALGORITHMS)[number];
@@ -73,13 +74,34 @@ export type DatePrecisionName = (typeof DATE_PRECISIONS)[number];
 export type WeekdayName = (typeof WEEKDAYS)[number];
 export type ApprovalScopeName = (typeof APPROVAL_SCOPES)[number];
 export type DecisionName = (typeof DECISIONS)[number];
+export type HttpMethodName = (typeof HTTP_METHODS)[number];
 
 // ---------------------------------------------------------------- specs
 
+export interface HttpTargetSpec {
+  baseUrl: string;
+  authorizationRef?: string;
+  caFile?: string;
+  maxMaskBodyBytes?: number;
+  timeoutMs?: number;
+}
+
+export interface SshTargetSpec {
+  host: string;
+  port?: number;
+  user: string;
+  privateKeyRef: string;
+  hostKeys: string[];
+  connectTimeoutMs?: number;
+}
+
+/** Exactly one of postgres / http / ssh is set (the schema's oneOf). */
 export interface TargetSpec {
   name: string;
   description?: string;
-  postgres: {
+  http?: HttpTargetSpec;
+  ssh?: SshTargetSpec;
+  postgres?: {
     host: string;
     port: number;
     database: string;
@@ -96,11 +118,14 @@ export interface ListenerSpec {
   address: string;
   port: number;
   agentSelector?: Record<string, string>;
-  postgres: {
+  /** Exactly one of postgres / http / ssh is set (the schema's oneOf). */
+  postgres?: {
     allowPlaintext?: boolean;
     tls?: { certFile: string; keyFile: string };
     maxMessageBytes?: number;
   };
+  http?: { allowPlaintext?: boolean; tls?: { certFile: string; keyFile: string }; maxRequestBytes?: number };
+  ssh?: { hostKeyFile: string };
 }
 
 export interface IssuerSpec {
@@ -155,7 +180,13 @@ export interface RoleSpec {
   rowLimitAction?: RowLimitActionName;
   unknownOrigin?: 'refuse' | 'redact';
   defaultAction?: PolicyActionName;
+  /** Absent in a document means none (the model fills in []). */
   tables: TableRuleSpec[];
+  http?: {
+    defaultAction?: 'allow' | 'deny';
+    routes?: Array<{ id?: string; methods?: HttpMethodName[]; path: string; action: 'allow' | 'deny'; masks?: Array<{ path: string; mask: MaskSpecSpec }> }>;
+  };
+  ssh?: { shell?: boolean; exec?: boolean; execCommands?: string[]; sftp?: boolean; portForwards?: string[] };
 }
 
 export interface ClassificationRuleSpec {
@@ -205,6 +236,9 @@ export interface ApprovalMatchSpec {
   ddl?: boolean;
   rowLimitExceeded?: boolean;
   unmask?: boolean;
+  httpRoutes?: string[];
+  sshCommands?: string[];
+  sshShell?: boolean;
   time?: { windows: TimeWindowSpec[]; outside?: boolean };
 }
 

@@ -5,7 +5,8 @@
  * order, so an author fixes a pull request in one pass.
  */
 import { checkParam, isBuiltinStrategy, paramTypes, toSnake } from './builtins.js';
-import { buildModel, classificationIds, columnRuleId, diag, strategyLookup, tableRuleId, type Located, type Model } from './model.js';
+import { buildModel, classificationIds, columnRuleId, diag, httpRouteId, strategyLookup, tableRuleId, type Located, type Model } from './model.js';
+import { jsonPathProblem } from '../../../agent/src/engines/http/json-path.js';
 import { isLoopback, isTimeZone, parseDuration, re2Problem } from './patterns.js';
 import { checkContradictions, checkPhiCoverage, resolveColumnMask, shadowedClassifications } from './policy-checks.js';
 import { checkEnvelope, checkSchema } from './schema-check.js';
@@ -101,6 +102,14 @@ function semanticChecks(m: Model, broken: ReadonlySet<string>): Diagnostic[] {
   // ---------------------------------------------------------------- targets and listeners
   for (const t of m.targets) {
     const pg = t.spec.postgres;
+    const http = t.spec.http;
+    if (http && http.baseUrl.startsWith('http://') && !isLoopback(new URL(http.baseUrl).hostname)) {
+      out.push(diag('warning', t, ['http', 'baseUrl'], 'plaintext-upstream', `target "${t.spec.name}": PHI crosses the network to ${http.baseUrl} unencrypted`));
+    }
+    t.spec.ssh?.hostKeys.forEach((k, i) => {
+      if (!sshPublicKeyParses(k)) out.push(diag('error', t, ['ssh', 'hostKeys', i], 'invalid-value', `target "${t.spec.name}": host key ${i + 1} is not a valid SSH public key`));
+    });
+    if (!pg) continue;
     if (!pg.tls && !isLoopback(pg.host)) {
       out.push(diag('error', t, ['postgres'], 'target-tls-required',
         `target "${t.spec.name}": host ${pg.host} is not loopback, so postgres.tls.mode must be set (verify-full unless you know why not)`));
@@ -109,15 +118,22 @@ function semanticChecks(m: Model, broken: ReadonlySet<string>): Diagnostic[] {
         `target "${t.spec.name}": PHI and the agent's upstream password cross the network to ${pg.host} unencrypted`));
     }
   }
+  const targetKind = new Map(m.targets.map((t) => [t.spec.name, protocolOf(t.spec)]));
   const sockets = new Map<string, Located<unknown>>();
   for (const l of m.listeners) {
     const s = l.spec;
     ref(l, ['target'], targets.has(s.target), 'unknown-target', `listener "${s.name}" forwards to target "${s.target}", which is not defined`);
-    if (!s.postgres.tls && !s.postgres.allowPlaintext) {
-      out.push(diag('error', l, ['postgres'], 'listener-tls-required',
-        `listener "${s.name}" needs postgres.tls (certFile/keyFile) or allowPlaintext: true; tokens are never accepted in cleartext otherwise`));
-    } else if (s.postgres.allowPlaintext && !s.postgres.tls && !isLoopback(s.address)) {
-      out.push(diag('warning', l, ['postgres', 'allowPlaintext'], 'plaintext-listener',
+    const protocol = protocolOf(s);
+    const kind = targetKind.get(s.target);
+    if (kind && kind !== protocol) {
+      out.push(diag('error', l, [protocol], 'listener-protocol-mismatch', `listener "${s.name}" speaks ${protocol}, but target "${s.target}" is ${A_KIND[kind]} target`));
+    }
+    const tlsBearing = s.postgres ?? s.http;
+    if (tlsBearing && !tlsBearing.tls && !tlsBearing.allowPlaintext) {
+      out.push(diag('error', l, [protocol], 'listener-tls-required',
+        `listener "${s.name}" needs ${protocol}.tls (certFile/keyFile) or allowPlaintext: true; tokens are never accepted in cleartext otherwise`));
+    } else if (tlsBearing?.allowPlaintext && !tlsBearing.tls && !isLoopback(s.address)) {
+      out.push(diag('warning', l, [protocol, 'allowPlaintext'], 'plaintext-listener',
         `listener "${s.name}" accepts tokens in cleartext on ${s.address}; allowPlaintext is meant for loopback development`));
     }
     const key = `${s.address}:${s.port}:${JSON.stringify(Object.entries(s.agentSelector ?? {}).sort())}`;
@@ -198,6 +214,23 @@ function semanticChecks(m: Model, broken: ReadonlySet<string>): Diagnostic[] {
         if (res.kind === 'expand') res.rules.forEach((x) => claimId(x.id, role, sub));
       });
     });
+    r.http?.routes?.forEach((route, i) => {
+      claimId(httpRouteId(r, i), role, ['http', 'routes', i]);
+      if (route.path.replace(/\/\*\*$/, '').includes('**')) {
+        out.push(diag('error', role, ['http', 'routes', i, 'path'], 'invalid-value', `path "${route.path}": "**" may only be the last segment ("/api/**"); "*" matches one segment`));
+      }
+      route.masks?.forEach((fm, k) => {
+        const sub: PathSegment[] = ['http', 'routes', i, 'masks', k];
+        if (route.action !== 'allow') out.push(diag('error', role, sub, 'invalid-value', `masks only apply to action: allow (this route says ${route.action})`));
+        const problem = jsonPathProblem(fm.path);
+        if (problem) out.push(diag('error', role, [...sub, 'path'], 'invalid-value', `JSON path ${JSON.stringify(fm.path)}: ${problem}`));
+        maskRef(role, [...sub, 'mask'], fm.mask);
+      });
+    });
+    r.ssh?.execCommands?.forEach((re, i) => {
+      const problem = regexProblem(re);
+      if (problem) out.push(diag('error', role, ['ssh', 'execCommands', i], 'invalid-value', `role "${r.name}": ${problem}`));
+    });
     out.push(...checkContradictions(role));
     out.push(...checkPhiCoverage(role, m.classifications, shadowed));
   }
@@ -221,8 +254,14 @@ function semanticChecks(m: Model, broken: ReadonlySet<string>): Diagnostic[] {
       if ((s.scope ?? 'once') === 'once') out.push(diag('warning', a, ['grantDuration'], 'ignored-field', 'grantDuration only applies with scope: grant'));
     }
     const mt = s.match;
-    const conditions = [mt.roles, mt.targets, mt.statementKinds, mt.tables, mt.columns, mt.phiClasses].some((l) => l && l.length > 0) ||
-      mt.writeWithoutWhere || mt.ddl || mt.rowLimitExceeded || mt.time !== undefined;
+    const conditions = [mt.roles, mt.targets, mt.statementKinds, mt.tables, mt.columns, mt.phiClasses, mt.httpRoutes, mt.sshCommands].some((l) => l && l.length > 0) ||
+      mt.writeWithoutWhere || mt.ddl || mt.rowLimitExceeded || mt.sshShell || mt.time !== undefined;
+    for (const field of ['httpRoutes', 'sshCommands'] as const) {
+      mt[field]?.forEach((re, i) => {
+        const problem = regexProblem(re);
+        if (problem) out.push(diag('error', a, ['match', field, i], 'invalid-value', `approval rule "${s.id}": ${problem}`));
+      });
+    }
     if (mt.unmask && !(mt.columns?.length || mt.phiClasses?.length)) {
       out.push(diag('error', a, ['match', 'unmask'], 'invalid-value', `approval rule "${s.id}" unmasks with approval but names no columns or phiClasses to unmask`));
     }
@@ -247,6 +286,27 @@ function semanticChecks(m: Model, broken: ReadonlySet<string>): Diagnostic[] {
     }
   }
   return out;
+}
+
+const A_KIND = { postgres: 'a PostgreSQL', http: 'an HTTP', ssh: 'an SSH' } as const;
+
+/** The protocol a Target or Listener speaks: the one of its postgres / http / ssh sections that is set. */
+export function protocolOf(spec: { postgres?: unknown; http?: unknown; ssh?: unknown }): 'postgres' | 'http' | 'ssh' {
+  return spec.http ? 'http' : spec.ssh ? 'ssh' : 'postgres';
+}
+
+function regexProblem(source: string): string | undefined {
+  const problem = re2Problem(source);
+  return problem ? `pattern ${JSON.stringify(source)}: ${problem}` : undefined;
+}
+
+/** An OpenSSH public key line: the type named before the blob must be the type encoded inside it. */
+function sshPublicKeyParses(line: string): boolean {
+  const [type, blob] = line.split(' ');
+  const raw = Buffer.from(blob ?? '', 'base64');
+  if (raw.length < 4) return false;
+  const len = raw.readUInt32BE(0);
+  return raw.length >= 4 + len && raw.subarray(4, 4 + len).toString('latin1') === type;
 }
 
 function hostOf(url: string): string {

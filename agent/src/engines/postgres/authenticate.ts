@@ -7,25 +7,14 @@
  */
 import { backend } from './wire/backend-messages.js';
 import { HandshakeError, type HandshakeReader } from './wire/handshake-reader.js';
-import { AuthError, resolveRole, type TokenVerifier, type VerifiedIdentity } from '../../identity/index.js';
-import type { GroupMapping, RoleConfig } from '../../config/types.js';
+import { AuthError } from '../../identity/index.js';
+import { authorizeToken, type AuthContext, type Authenticated } from '../../identity/authorize.js';
 import type net from 'node:net';
 
 /** JWTs with many groups run to a few KB; anything near this is not a token. */
 const MAX_PASSWORD_MESSAGE = 32 * 1024;
 
-export interface AuthContext {
-  verifier: TokenVerifier;
-  /** Group → role mappings that apply to tokens from an issuer. */
-  groupMappings: (issuer: string) => GroupMapping[];
-  roles: Map<string, RoleConfig>;
-  target: string;
-}
-
-export interface Authenticated {
-  identity: VerifiedIdentity;
-  role: RoleConfig;
-}
+export type { AuthContext, Authenticated };
 
 export async function authenticateClient(
   socket: net.Socket,
@@ -40,14 +29,5 @@ export async function authenticateClient(
   if (token.length === 0) {
     throw new AuthError('no token given: pass an OIDC access token as the password', '28P01', 'malformed');
   }
-  const identity = await ctx.verifier.verify(token);
-  const roleName = resolveRole(identity, ctx.groupMappings(identity.issuer));
-  const role = ctx.roles.get(roleName);
-  if (!role) {
-    throw new AuthError(`role "${roleName}" is mapped but not defined`, '28000', 'no_role');
-  }
-  if (!role.targets.includes(ctx.target)) {
-    throw new AuthError(`role "${roleName}" may not connect to target "${ctx.target}"`, '28000', 'no_role');
-  }
-  return { identity, role };
+  return authorizeToken(token, ctx);
 }

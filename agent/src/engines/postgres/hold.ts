@@ -11,6 +11,7 @@ import { durationMs } from '@bufbuild/protobuf/wkt';
 import { StatementKind } from '../../../../proto/src/index.js';
 import type { ApprovalBroker, HoldOutcome } from '../../approval/broker.js';
 import { statementHash } from '../../approval/broker.js';
+import { approvalEvidenceEvent } from '../../approval/evidence.js';
 import type { ApprovalCandidate } from '../../policy/approval-rules.js';
 import type { Decision } from '../../policy/decide.js';
 import type { RecordedIdentity, RecordedValue, SessionEvent } from '../../audit/events.js';
@@ -40,8 +41,6 @@ export interface HoldContext {
   /** Observes how long a statement waited (metrics). */
   waited?(seconds: number, outcome: 'approved' | 'refused'): void;
 }
-
-const OUTCOME = ['unspecified', 'approve', 'deny', 'expired', 'withdrawn'] as const;
 
 export class StatementHolds {
   private active: { id: string; cancelled?: boolean } | undefined;
@@ -124,18 +123,8 @@ export class StatementHolds {
   }
 
   private keepEvidence(o: HoldOutcome, ruleId: string): void {
-    if (!o.evidence || !o.record) return;
-    this.ctx.record({
-      type: 'approval',
-      sessionId: this.ctx.sessionId,
-      at: new Date().toISOString(),
-      requestId: o.requestId,
-      ruleId,
-      outcome: (OUTCOME[o.record.outcome] ?? 'deny') as 'approve',
-      signedRecord: Buffer.from(o.evidence.signedRecord).toString('base64'),
-      signature: Buffer.from(o.evidence.signature).toString('base64'),
-      keyId: o.evidence.keyId,
-    });
+    const event = approvalEvidenceEvent(this.ctx.sessionId, o, ruleId);
+    if (event) this.ctx.record(event);
   }
 }
 

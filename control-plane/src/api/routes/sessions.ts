@@ -110,11 +110,20 @@ export default async function sessionRoutes(app: FastifyInstance, opts: SessionR
       onRequest: app.requireCapability('auditor'),
       schema: {
         tags: ['audit'],
-        summary: 'One session as the client saw it: statements, parameters and sample rows (masked), errors, timing',
+        summary: 'One session as the client saw it: statements, parameters and sample rows (masked), errors, timing, SSH terminal recordings (asciicast v2)',
         security: [{ bearer: [] }],
         params: { type: 'object', properties: { id: { type: 'string', minLength: 1, maxLength: 64 } }, required: ['id'] },
         response: {
-          200: { type: 'object', properties: { session: summary, statements: { type: 'array', items: statement } }, required: ['session', 'statements'] },
+          200: {
+            type: 'object',
+            properties: {
+              session: summary,
+              statements: { type: 'array', items: statement },
+              // SSH: each channel's terminal recording, an asciicast v2 file.
+              terminals: { type: 'array', items: { type: 'object', properties: { channel: { type: 'integer' }, cast: { type: 'string' } }, required: ['channel', 'cast'] } },
+            },
+            required: ['session', 'statements', 'terminals'],
+          },
           404: { type: 'object', properties: { error: { type: 'string' }, message: { type: 'string' } } },
         },
       },

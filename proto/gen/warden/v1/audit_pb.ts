@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file warden/v1/audit.proto.
  */
 export const file_warden_v1_audit: GenFile = /*@__PURE__*/
-  fileDesc("ChV3YXJkZW4vdjEvYXVkaXQucHJvdG8SCXdhcmRlbi52MSJOCglQcmluY2lwYWwSDwoHc3ViamVjdBgBIAEoCRIOCgZpc3N1ZXIYAiABKAkSDgoGZ3JvdXBzGAMgAygJEhAKCHRva2VuX2lkGAQgASgJIqsCCgpBdWRpdEV2ZW50EhIKCnNlc3Npb25faWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAQSMAoNc2Vzc2lvbl9zdGFydBgKIAEoCzIXLndhcmRlbi52MS5TZXNzaW9uU3RhcnRIABIuCglzdGF0ZW1lbnQYCyABKAsyGS53YXJkZW4udjEuU3RhdGVtZW50RXZlbnRIABIsCgtzZXNzaW9uX2VuZBgMIAEoCzIVLndhcmRlbi52MS5TZXNzaW9uRW5kSAASLgoMYXV0aF9yZWZ1c2VkGA0gASgLMhYud2FyZGVuLnYxLkF1dGhSZWZ1c2VkSAASLwoIYXBwcm92YWwYDiABKAsyGy53YXJkZW4udjEuQXBwcm92YWxFdmlkZW5jZUgAQgYKBGtpbmQiYAoQQXBwcm92YWxFdmlkZW5jZRISCgpyZXF1ZXN0X2lkGAEgASgJEhUKDXNpZ25lZF9yZWNvcmQYAiABKAwSEQoJc2lnbmF0dXJlGAMgASgMEg4KBmtleV9pZBgEIAEoCSL/AQoMU2Vzc2lvblN0YXJ0EiYKCGlkZW50aXR5GAEgASgLMhQud2FyZGVuLnYxLlByaW5jaXBhbBIMCgRyb2xlGAIgASgJEhYKDmNsaWVudF9hZGRyZXNzGAMgASgJEhAKCGFnZW50X2lkGAQgASgJEg4KBnRhcmdldBgFIAEoCRIQCghsaXN0ZW5lchgGIAEoCRIWCg5idW5kbGVfdmVyc2lvbhgHIAEoCRIuCgpzdGFydGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgN0bHMYCSABKAgSGAoQYXBwbGljYXRpb25fbmFtZRgKIAEoCSLWBAoOU3RhdGVtZW50RXZlbnQSDAoEdGV4dBgBIAEoCRIkCgpwYXJhbWV0ZXJzGAIgAygLMhAud2FyZGVuLnYxLkRhdHVtEi4KCGRlY2lzaW9uGAMgASgOMhwud2FyZGVuLnYxLlN0YXRlbWVudERlY2lzaW9uEhAKCHJ1bGVfaWRzGAQgAygJEhYKDm1hc2tlZF9jb2x1bW5zGAUgAygJEhEKCXJvd19jb3VudBgGIAEoBBIVCg1yZXN1bHRfc2hhMjU2GAcgASgMEicKBnNhbXBsZRgIIAEoCzIXLndhcmRlbi52MS5SZXN1bHRTYW1wbGUSKAoFZXJyb3IYCSABKAsyGS53YXJkZW4udjEuU3RhdGVtZW50RXJyb3ISLgoKc3RhcnRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZHVyYXRpb25fdXMYCyABKAQSJgoEa2luZBgMIAEoDjIYLndhcmRlbi52MS5TdGF0ZW1lbnRLaW5kEi4KCHByb3RvY29sGA0gASgOMhwud2FyZGVuLnYxLlN0YXRlbWVudFByb3RvY29sEhMKC2NvbW1hbmRfdGFnGA4gASgJEhsKE2FwcHJvdmFsX3JlcXVlc3RfaWQYDyABKAkSEQoJdHJ1bmNhdGVkGBAgASgIEg4KBnRhYmxlcxgRIAMoCRIXCg90b3VjaGVkX2NvbHVtbnMYFCADKAkSFQoNbWFza2VkX3ZhbHVlcxgVIAEoBBIXCg9yZXR1cm5lZF92YWx1ZXMYFiABKAQiNgoFRGF0dW0SDAoEdGV4dBgBIAEoCRIPCgdpc19udWxsGAIgASgIEg4KBm1hc2tlZBgDIAEoCCJWCgxSZXN1bHRTYW1wbGUSDwoHY29sdW1ucxgBIAMoCRIiCgRyb3dzGAIgAygLMhQud2FyZGVuLnYxLlNhbXBsZVJvdxIRCgl0cnVuY2F0ZWQYAyABKAgiLAoJU2FtcGxlUm93Eh8KBWNlbGxzGAEgAygLMhAud2FyZGVuLnYxLkRhdHVtIjMKDlN0YXRlbWVudEVycm9yEhAKCHNxbHN0YXRlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkikAEKClNlc3Npb25FbmQSKwoGcmVhc29uGAEgASgOMhsud2FyZGVuLnYxLlNlc3Npb25FbmRSZWFzb24SDgoGZGV0YWlsGAIgASgJEiwKCGVuZGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9zdGF0ZW1lbnRfY291bnQYBCABKAQirAEKC0F1dGhSZWZ1c2VkEhAKCGFnZW50X2lkGAEgASgJEhAKCGxpc3RlbmVyGAIgASgJEhYKDmNsaWVudF9hZGRyZXNzGAMgASgJEhAKCHNxbHN0YXRlGAQgASgJEg4KBnJlYXNvbhgFIAEoCRIPCgdzdWJqZWN0GAYgASgJEi4KCnJlZnVzZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKs0BChFTdGF0ZW1lbnREZWNpc2lvbhIiCh5TVEFURU1FTlRfREVDSVNJT05fVU5TUEVDSUZJRUQQABIcChhTVEFURU1FTlRfREVDSVNJT05fQUxMT1cQARIbChdTVEFURU1FTlRfREVDSVNJT05fTUFTSxACEhsKF1NUQVRFTUVOVF9ERUNJU0lPTl9ERU5ZEAMSGwoXU1RBVEVNRU5UX0RFQ0lTSU9OX0hFTEQQBBIfChtTVEFURU1FTlRfREVDSVNJT05fQVBQUk9WRUQQBSqdAQoRU3RhdGVtZW50UHJvdG9jb2wSIgoeU1RBVEVNRU5UX1BST1RPQ09MX1VOU1BFQ0lGSUVEEAASHQoZU1RBVEVNRU5UX1BST1RPQ09MX1NJTVBMRRABEh8KG1NUQVRFTUVOVF9QUk9UT0NPTF9FWFRFTkRFRBACEiQKIFNUQVRFTUVOVF9QUk9UT0NPTF9GVU5DVElPTl9DQUxMEAMq8QIKEFNlc3Npb25FbmRSZWFzb24SIgoeU0VTU0lPTl9FTkRfUkVBU09OX1VOU1BFQ0lGSUVEEAASJwojU0VTU0lPTl9FTkRfUkVBU09OX0NMSUVOVF9URVJNSU5BVEUQARIoCiRTRVNTSU9OX0VORF9SRUFTT05fQ0xJRU5UX0RJU0NPTk5FQ1QQAhImCiJTRVNTSU9OX0VORF9SRUFTT05fVVBTVFJFQU1fQ0xPU0VEEAMSJQohU0VTU0lPTl9FTkRfUkVBU09OX1VQU1RSRUFNX0VSUk9SEAQSJQohU0VTU0lPTl9FTkRfUkVBU09OX1BST1RPQ09MX0VSUk9SEAUSIgoeU0VTU0lPTl9FTkRfUkVBU09OX0FVVEhfRkFJTEVEEAYSJQohU0VTU0lPTl9FTkRfUkVBU09OX0FHRU5UX1NIVVRET1dOEAcSJQohU0VTU0lPTl9FTkRfUkVBU09OX1BPTElDWV9SRVZPS0VEEAhiBnByb3RvMw", [file_google_protobuf_timestamp, file_warden_v1_bundle]);
+  fileDesc("ChV3YXJkZW4vdjEvYXVkaXQucHJvdG8SCXdhcmRlbi52MSJOCglQcmluY2lwYWwSDwoHc3ViamVjdBgBIAEoCRIOCgZpc3N1ZXIYAiABKAkSDgoGZ3JvdXBzGAMgAygJEhAKCHRva2VuX2lkGAQgASgJItkCCgpBdWRpdEV2ZW50EhIKCnNlc3Npb25faWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAQSMAoNc2Vzc2lvbl9zdGFydBgKIAEoCzIXLndhcmRlbi52MS5TZXNzaW9uU3RhcnRIABIuCglzdGF0ZW1lbnQYCyABKAsyGS53YXJkZW4udjEuU3RhdGVtZW50RXZlbnRIABIsCgtzZXNzaW9uX2VuZBgMIAEoCzIVLndhcmRlbi52MS5TZXNzaW9uRW5kSAASLgoMYXV0aF9yZWZ1c2VkGA0gASgLMhYud2FyZGVuLnYxLkF1dGhSZWZ1c2VkSAASLwoIYXBwcm92YWwYDiABKAsyGy53YXJkZW4udjEuQXBwcm92YWxFdmlkZW5jZUgAEiwKCHRlcm1pbmFsGA8gASgLMhgud2FyZGVuLnYxLlRlcm1pbmFsQ2h1bmtIAEIGCgRraW5kIjMKDVRlcm1pbmFsQ2h1bmsSDwoHY2hhbm5lbBgBIAEoDRIRCglhc2NpaWNhc3QYAiABKAkiYAoQQXBwcm92YWxFdmlkZW5jZRISCgpyZXF1ZXN0X2lkGAEgASgJEhUKDXNpZ25lZF9yZWNvcmQYAiABKAwSEQoJc2lnbmF0dXJlGAMgASgMEg4KBmtleV9pZBgEIAEoCSL/AQoMU2Vzc2lvblN0YXJ0EiYKCGlkZW50aXR5GAEgASgLMhQud2FyZGVuLnYxLlByaW5jaXBhbBIMCgRyb2xlGAIgASgJEhYKDmNsaWVudF9hZGRyZXNzGAMgASgJEhAKCGFnZW50X2lkGAQgASgJEg4KBnRhcmdldBgFIAEoCRIQCghsaXN0ZW5lchgGIAEoCRIWCg5idW5kbGVfdmVyc2lvbhgHIAEoCRIuCgpzdGFydGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgN0bHMYCSABKAgSGAoQYXBwbGljYXRpb25fbmFtZRgKIAEoCSL9BAoOU3RhdGVtZW50RXZlbnQSDAoEdGV4dBgBIAEoCRIkCgpwYXJhbWV0ZXJzGAIgAygLMhAud2FyZGVuLnYxLkRhdHVtEi4KCGRlY2lzaW9uGAMgASgOMhwud2FyZGVuLnYxLlN0YXRlbWVudERlY2lzaW9uEhAKCHJ1bGVfaWRzGAQgAygJEhYKDm1hc2tlZF9jb2x1bW5zGAUgAygJEhEKCXJvd19jb3VudBgGIAEoBBIVCg1yZXN1bHRfc2hhMjU2GAcgASgMEicKBnNhbXBsZRgIIAEoCzIXLndhcmRlbi52MS5SZXN1bHRTYW1wbGUSKAoFZXJyb3IYCSABKAsyGS53YXJkZW4udjEuU3RhdGVtZW50RXJyb3ISLgoKc3RhcnRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLZHVyYXRpb25fdXMYCyABKAQSJgoEa2luZBgMIAEoDjIYLndhcmRlbi52MS5TdGF0ZW1lbnRLaW5kEi4KCHByb3RvY29sGA0gASgOMhwud2FyZGVuLnYxLlN0YXRlbWVudFByb3RvY29sEhMKC2NvbW1hbmRfdGFnGA4gASgJEhsKE2FwcHJvdmFsX3JlcXVlc3RfaWQYDyABKAkSEQoJdHJ1bmNhdGVkGBAgASgIEg4KBnRhYmxlcxgRIAMoCRIXCg90b3VjaGVkX2NvbHVtbnMYFCADKAkSFQoNbWFza2VkX3ZhbHVlcxgVIAEoBBIXCg9yZXR1cm5lZF92YWx1ZXMYFiABKAQSJQoEaHR0cBgXIAEoCzIXLndhcmRlbi52MS5IdHRwRXhjaGFuZ2UigwIKDEh0dHBFeGNoYW5nZRIOCgZtZXRob2QYASABKAkSDAoEcGF0aBgCIAEoCRIOCgZzdGF0dXMYAyABKA0SHQoVcmVzcG9uc2VfY29udGVudF90eXBlGAQgASgJEhcKD3Jlc3BvbnNlX3NoYTI1NhgFIAEoDBIVCg1yZXNwb25zZV9ib2R5GAYgASgJEhoKEnJlc3BvbnNlX3RydW5jYXRlZBgHIAEoCBIVCg1tYXNrZWRfZmllbGRzGAggAygJEhYKDnJlc3BvbnNlX2J5dGVzGAkgASgEEhQKDHJlcXVlc3RfYm9keRgKIAEoCRIVCg1yZXF1ZXN0X2J5dGVzGAsgASgEIjYKBURhdHVtEgwKBHRleHQYASABKAkSDwoHaXNfbnVsbBgCIAEoCBIOCgZtYXNrZWQYAyABKAgiVgoMUmVzdWx0U2FtcGxlEg8KB2NvbHVtbnMYASADKAkSIgoEcm93cxgCIAMoCzIULndhcmRlbi52MS5TYW1wbGVSb3cSEQoJdHJ1bmNhdGVkGAMgASgIIiwKCVNhbXBsZVJvdxIfCgVjZWxscxgBIAMoCzIQLndhcmRlbi52MS5EYXR1bSIzCg5TdGF0ZW1lbnRFcnJvchIQCghzcWxzdGF0ZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJIpABCgpTZXNzaW9uRW5kEisKBnJlYXNvbhgBIAEoDjIbLndhcmRlbi52MS5TZXNzaW9uRW5kUmVhc29uEg4KBmRldGFpbBgCIAEoCRIsCghlbmRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPc3RhdGVtZW50X2NvdW50GAQgASgEIqwBCgtBdXRoUmVmdXNlZBIQCghhZ2VudF9pZBgBIAEoCRIQCghsaXN0ZW5lchgCIAEoCRIWCg5jbGllbnRfYWRkcmVzcxgDIAEoCRIQCghzcWxzdGF0ZRgEIAEoCRIOCgZyZWFzb24YBSABKAkSDwoHc3ViamVjdBgGIAEoCRIuCgpyZWZ1c2VkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCrNAQoRU3RhdGVtZW50RGVjaXNpb24SIgoeU1RBVEVNRU5UX0RFQ0lTSU9OX1VOU1BFQ0lGSUVEEAASHAoYU1RBVEVNRU5UX0RFQ0lTSU9OX0FMTE9XEAESGwoXU1RBVEVNRU5UX0RFQ0lTSU9OX01BU0sQAhIbChdTVEFURU1FTlRfREVDSVNJT05fREVOWRADEhsKF1NUQVRFTUVOVF9ERUNJU0lPTl9IRUxEEAQSHwobU1RBVEVNRU5UX0RFQ0lTSU9OX0FQUFJPVkVEEAUq1gEKEVN0YXRlbWVudFByb3RvY29sEiIKHlNUQVRFTUVOVF9QUk9UT0NPTF9VTlNQRUNJRklFRBAAEh0KGVNUQVRFTUVOVF9QUk9UT0NPTF9TSU1QTEUQARIfChtTVEFURU1FTlRfUFJPVE9DT0xfRVhURU5ERUQQAhIkCiBTVEFURU1FTlRfUFJPVE9DT0xfRlVOQ1RJT05fQ0FMTBADEhsKF1NUQVRFTUVOVF9QUk9UT0NPTF9IVFRQEAQSGgoWU1RBVEVNRU5UX1BST1RPQ09MX1NTSBAFKvECChBTZXNzaW9uRW5kUmVhc29uEiIKHlNFU1NJT05fRU5EX1JFQVNPTl9VTlNQRUNJRklFRBAAEicKI1NFU1NJT05fRU5EX1JFQVNPTl9DTElFTlRfVEVSTUlOQVRFEAESKAokU0VTU0lPTl9FTkRfUkVBU09OX0NMSUVOVF9ESVNDT05ORUNUEAISJgoiU0VTU0lPTl9FTkRfUkVBU09OX1VQU1RSRUFNX0NMT1NFRBADEiUKIVNFU1NJT05fRU5EX1JFQVNPTl9VUFNUUkVBTV9FUlJPUhAEEiUKIVNFU1NJT05fRU5EX1JFQVNPTl9QUk9UT0NPTF9FUlJPUhAFEiIKHlNFU1NJT05fRU5EX1JFQVNPTl9BVVRIX0ZBSUxFRBAGEiUKIVNFU1NJT05fRU5EX1JFQVNPTl9BR0VOVF9TSFVURE9XThAHEiUKIVNFU1NJT05fRU5EX1JFQVNPTl9QT0xJQ1lfUkVWT0tFRBAIYgZwcm90bzM", [file_google_protobuf_timestamp, file_warden_v1_bundle]);
 
 /**
  * The authenticated caller behind a session, as read from a verified token.
@@ -116,6 +116,12 @@ export type AuditEvent = Message<"warden.v1.AuditEvent"> & {
      */
     value: ApprovalEvidence;
     case: "approval";
+  } | {
+    /**
+     * @generated from field: warden.v1.TerminalChunk terminal = 15;
+     */
+    value: TerminalChunk;
+    case: "terminal";
   } | { case: undefined; value?: undefined };
 };
 
@@ -125,6 +131,38 @@ export type AuditEvent = Message<"warden.v1.AuditEvent"> & {
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
   messageDesc(file_warden_v1_audit, 1);
+
+/**
+ * A piece of an SSH session's terminal stream, in asciicast v2 form. The
+ * first chunk of a channel carries the asciicast header line; replaying a
+ * session concatenates the channel's chunks (header, then each event line)
+ * into a .cast file any asciinema player reads.
+ *
+ * @generated from message warden.v1.TerminalChunk
+ */
+export type TerminalChunk = Message<"warden.v1.TerminalChunk"> & {
+  /**
+   * SSH channel number within the session (several shells may be open).
+   *
+   * @generated from field: uint32 channel = 1;
+   */
+  channel: number;
+
+  /**
+   * Newline-terminated asciicast v2 lines: the header object
+   * {"version":2,...} and/or events [seconds, "o"|"i"|"r", data].
+   *
+   * @generated from field: string asciicast = 2;
+   */
+  asciicast: string;
+};
+
+/**
+ * Describes the message warden.v1.TerminalChunk.
+ * Use `create(TerminalChunkSchema)` to create a new message.
+ */
+export const TerminalChunkSchema: GenMessage<TerminalChunk> = /*@__PURE__*/
+  messageDesc(file_warden_v1_audit, 2);
 
 /**
  * A signed approval decision, recorded in the session it released or refused.
@@ -160,7 +198,7 @@ export type ApprovalEvidence = Message<"warden.v1.ApprovalEvidence"> & {
  * Use `create(ApprovalEvidenceSchema)` to create a new message.
  */
 export const ApprovalEvidenceSchema: GenMessage<ApprovalEvidence> = /*@__PURE__*/
-  messageDesc(file_warden_v1_audit, 2);
+  messageDesc(file_warden_v1_audit, 3);
 
 /**
  * First event of a session that passed authentication.
@@ -238,7 +276,7 @@ export type SessionStart = Message<"warden.v1.SessionStart"> & {
  * Use `create(SessionStartSchema)` to create a new message.
  */
 export const SessionStartSchema: GenMessage<SessionStart> = /*@__PURE__*/
-  messageDesc(file_warden_v1_audit, 3);
+  messageDesc(file_warden_v1_audit, 4);
 
 /**
  * One statement and what the agent did with it.
@@ -376,6 +414,13 @@ export type StatementEvent = Message<"warden.v1.StatementEvent"> & {
    * @generated from field: uint64 returned_values = 22;
    */
   returnedValues: bigint;
+
+  /**
+   * For HTTP targets: the exchange (text is "METHOD /path?query-keys").
+   *
+   * @generated from field: warden.v1.HttpExchange http = 23;
+   */
+  http?: HttpExchange | undefined;
 };
 
 /**
@@ -383,7 +428,90 @@ export type StatementEvent = Message<"warden.v1.StatementEvent"> & {
  * Use `create(StatementEventSchema)` to create a new message.
  */
 export const StatementEventSchema: GenMessage<StatementEvent> = /*@__PURE__*/
-  messageDesc(file_warden_v1_audit, 4);
+  messageDesc(file_warden_v1_audit, 5);
+
+/**
+ * One HTTP request through the agent, as the client saw it.
+ *
+ * @generated from message warden.v1.HttpExchange
+ */
+export type HttpExchange = Message<"warden.v1.HttpExchange"> & {
+  /**
+   * @generated from field: string method = 1;
+   */
+  method: string;
+
+  /**
+   * Path and query as forwarded (query values replaced by "?" in `text`).
+   *
+   * @generated from field: string path = 2;
+   */
+  path: string;
+
+  /**
+   * Status sent to the client (the agent's own 403/502/... included).
+   *
+   * @generated from field: uint32 status = 3;
+   */
+  status: number;
+
+  /**
+   * @generated from field: string response_content_type = 4;
+   */
+  responseContentType: string;
+
+  /**
+   * SHA-256 of the whole response body sent to the client (after masking).
+   *
+   * @generated from field: bytes response_sha256 = 5;
+   */
+  responseSha256: Uint8Array;
+
+  /**
+   * Its first bytes (capped by the agent), after masking.
+   *
+   * @generated from field: string response_body = 6;
+   */
+  responseBody: string;
+
+  /**
+   * The response was longer than response_body.
+   *
+   * @generated from field: bool response_truncated = 7;
+   */
+  responseTruncated: boolean;
+
+  /**
+   * JSON paths of the fields masked, with the strategy ("$.patients[*].ssn:redact").
+   *
+   * @generated from field: repeated string masked_fields = 8;
+   */
+  maskedFields: string[];
+
+  /**
+   * @generated from field: uint64 response_bytes = 9;
+   */
+  responseBytes: bigint;
+
+  /**
+   * The request body's first bytes (capped), and its full length.
+   *
+   * @generated from field: string request_body = 10;
+   */
+  requestBody: string;
+
+  /**
+   * @generated from field: uint64 request_bytes = 11;
+   */
+  requestBytes: bigint;
+};
+
+/**
+ * Describes the message warden.v1.HttpExchange.
+ * Use `create(HttpExchangeSchema)` to create a new message.
+ */
+export const HttpExchangeSchema: GenMessage<HttpExchange> = /*@__PURE__*/
+  messageDesc(file_warden_v1_audit, 6);
 
 /**
  * A value that may be NULL, in text form.
@@ -414,7 +542,7 @@ export type Datum = Message<"warden.v1.Datum"> & {
  * Use `create(DatumSchema)` to create a new message.
  */
 export const DatumSchema: GenMessage<Datum> = /*@__PURE__*/
-  messageDesc(file_warden_v1_audit, 5);
+  messageDesc(file_warden_v1_audit, 7);
 
 /**
  * @generated from message warden.v1.ResultSample
@@ -445,7 +573,7 @@ export type ResultSample = Message<"warden.v1.ResultSample"> & {
  * Use `create(ResultSampleSchema)` to create a new message.
  */
 export const ResultSampleSchema: GenMessage<ResultSample> = /*@__PURE__*/
-  messageDesc(file_warden_v1_audit, 6);
+  messageDesc(file_warden_v1_audit, 8);
 
 /**
  * @generated from message warden.v1.SampleRow
@@ -462,7 +590,7 @@ export type SampleRow = Message<"warden.v1.SampleRow"> & {
  * Use `create(SampleRowSchema)` to create a new message.
  */
 export const SampleRowSchema: GenMessage<SampleRow> = /*@__PURE__*/
-  messageDesc(file_warden_v1_audit, 7);
+  messageDesc(file_warden_v1_audit, 9);
 
 /**
  * @generated from message warden.v1.StatementError
@@ -486,7 +614,7 @@ export type StatementError = Message<"warden.v1.StatementError"> & {
  * Use `create(StatementErrorSchema)` to create a new message.
  */
 export const StatementErrorSchema: GenMessage<StatementError> = /*@__PURE__*/
-  messageDesc(file_warden_v1_audit, 8);
+  messageDesc(file_warden_v1_audit, 10);
 
 /**
  * Last event of a session.
@@ -524,7 +652,7 @@ export type SessionEnd = Message<"warden.v1.SessionEnd"> & {
  * Use `create(SessionEndSchema)` to create a new message.
  */
 export const SessionEndSchema: GenMessage<SessionEnd> = /*@__PURE__*/
-  messageDesc(file_warden_v1_audit, 9);
+  messageDesc(file_warden_v1_audit, 11);
 
 /**
  * A connection refused during authentication. It is the only event of its
@@ -578,7 +706,7 @@ export type AuthRefused = Message<"warden.v1.AuthRefused"> & {
  * Use `create(AuthRefusedSchema)` to create a new message.
  */
 export const AuthRefusedSchema: GenMessage<AuthRefused> = /*@__PURE__*/
-  messageDesc(file_warden_v1_audit, 10);
+  messageDesc(file_warden_v1_audit, 12);
 
 /**
  * @generated from enum warden.v1.StatementDecision
@@ -658,6 +786,20 @@ export enum StatementProtocol {
    * @generated from enum value: STATEMENT_PROTOCOL_FUNCTION_CALL = 3;
    */
   FUNCTION_CALL = 3,
+
+  /**
+   * An HTTP request ("METHOD /path"); command_tag holds the status code.
+   *
+   * @generated from enum value: STATEMENT_PROTOCOL_HTTP = 4;
+   */
+  HTTP = 4,
+
+  /**
+   * An SSH exec command or the start of a shell / subsystem.
+   *
+   * @generated from enum value: STATEMENT_PROTOCOL_SSH = 5;
+   */
+  SSH = 5,
 }
 
 /**

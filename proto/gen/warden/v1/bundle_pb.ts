@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file warden/v1/bundle.proto.
  */
 export const file_warden_v1_bundle: GenFile = /*@__PURE__*/
-  fileDesc("ChZ3YXJkZW4vdjEvYnVuZGxlLnByb3RvEgl3YXJkZW4udjEi0gQKDFBvbGljeUJ1bmRsZRIWCg5zY2hlbWFfdmVyc2lvbhgBIAEoDRIPCgd2ZXJzaW9uGAIgASgJEiYKBmF1dGhvchgDIAEoCzIWLndhcmRlbi52MS5HaXRJZGVudGl0eRIpCgljb21taXR0ZXIYBCABKAsyFi53YXJkZW4udjEuR2l0SWRlbnRpdHkSDwoHbWVzc2FnZRgFIAEoCRIwCgxjb21taXR0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2NvbXBpbGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBjb21waWxlcl92ZXJzaW9uGAggASgJEiIKB3RhcmdldHMYCiADKAsyES53YXJkZW4udjEuVGFyZ2V0EiYKCWxpc3RlbmVycxgLIAMoCzITLndhcmRlbi52MS5MaXN0ZW5lchIrCghpZGVudGl0eRgMIAEoCzIZLndhcmRlbi52MS5JZGVudGl0eUNvbmZpZxIeCgVyb2xlcxgNIAMoCzIPLndhcmRlbi52MS5Sb2xlEjYKD2NsYXNzaWZpY2F0aW9ucxgOIAMoCzIdLndhcmRlbi52MS5DbGFzc2lmaWNhdGlvblJ1bGUSNgoSbWFza2luZ19zdHJhdGVnaWVzGA8gAygLMhoud2FyZGVuLnYxLk1hc2tpbmdTdHJhdGVneRIvCg5hcHByb3ZhbF9ydWxlcxgQIAMoCzIXLndhcmRlbi52MS5BcHByb3ZhbFJ1bGUiKgoLR2l0SWRlbnRpdHkSDAoEbmFtZRgBIAEoCRINCgVlbWFpbBgCIAEoCSJiCgZUYXJnZXQSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRItCghwb3N0Z3JlcxgKIAEoCzIZLndhcmRlbi52MS5Qb3N0Z3Jlc1RhcmdldEgAQgYKBGtpbmQiqwEKDlBvc3RncmVzVGFyZ2V0EgwKBGhvc3QYASABKAkSDAoEcG9ydBgCIAEoDRIQCghkYXRhYmFzZRgDIAEoCRIMCgR1c2VyGAQgASgJEhQKDHBhc3N3b3JkX3JlZhgFIAEoCRIrCgN0bHMYBiABKAsyHi53YXJkZW4udjEuUG9zdGdyZXNVcHN0cmVhbVRscxIaChJjb25uZWN0X3RpbWVvdXRfbXMYByABKA0iZQoTUG9zdGdyZXNVcHN0cmVhbVRscxIoCgRtb2RlGAEgASgOMhoud2FyZGVuLnYxLlBvc3RncmVzVGxzTW9kZRIPCgdjYV9maWxlGAIgASgJEhMKC3NlcnZlcl9uYW1lGAMgASgJIvoBCghMaXN0ZW5lchIMCgRuYW1lGAEgASgJEg4KBnRhcmdldBgCIAEoCRIPCgdhZGRyZXNzGAMgASgJEgwKBHBvcnQYBCABKA0SPgoOYWdlbnRfc2VsZWN0b3IYBSADKAsyJi53YXJkZW4udjEuTGlzdGVuZXIuQWdlbnRTZWxlY3RvckVudHJ5Ei8KCHBvc3RncmVzGAogASgLMhsud2FyZGVuLnYxLlBvc3RncmVzTGlzdGVuZXJIABo0ChJBZ2VudFNlbGVjdG9yRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIKCghwcm90b2NvbCJrChBQb3N0Z3Jlc0xpc3RlbmVyEhcKD2FsbG93X3BsYWludGV4dBgBIAEoCBIjCgN0bHMYAiABKAsyFi53YXJkZW4udjEuTGlzdGVuZXJUbHMSGQoRbWF4X21lc3NhZ2VfYnl0ZXMYAyABKA0iMgoLTGlzdGVuZXJUbHMSEQoJY2VydF9maWxlGAEgASgJEhAKCGtleV9maWxlGAIgASgJIm0KDklkZW50aXR5Q29uZmlnEioKB2lzc3VlcnMYASADKAsyGS53YXJkZW4udjEuSWRlbnRpdHlJc3N1ZXISLwoOZ3JvdXBfbWFwcGluZ3MYAiADKAsyFy53YXJkZW4udjEuR3JvdXBNYXBwaW5nIqQBCg5JZGVudGl0eUlzc3VlchIOCgZpc3N1ZXIYASABKAkSEQoJYXVkaWVuY2VzGAIgAygJEhQKDGdyb3Vwc19jbGFpbRgDIAEoCRIrCgphbGdvcml0aG1zGAQgAygOMhcud2FyZGVuLnYxLkp3dEFsZ29yaXRobRIaChJjbG9ja19za2V3X3NlY29uZHMYBSABKA0SEAoIandrc191cmkYBiABKAkiOwoMR3JvdXBNYXBwaW5nEg0KBWdyb3VwGAEgASgJEgwKBHJvbGUYAiABKAkSDgoGaXNzdWVyGAMgASgJIsMCCgRSb2xlEgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSDwoHdGFyZ2V0cxgDIAMoCRIxCg9zdGF0ZW1lbnRfa2luZHMYBCADKA4yGC53YXJkZW4udjEuU3RhdGVtZW50S2luZBIkCgZ0YWJsZXMYBSADKAsyFC53YXJkZW4udjEuVGFibGVSdWxlEi8KDmRlZmF1bHRfYWN0aW9uGAYgASgOMhcud2FyZGVuLnYxLlBvbGljeUFjdGlvbhIQCghtYXhfcm93cxgHIAEoDRIzChByb3dfbGltaXRfYWN0aW9uGAggASgOMhkud2FyZGVuLnYxLlJvd0xpbWl0QWN0aW9uEjYKDnVua25vd25fb3JpZ2luGAkgASgOMh4ud2FyZGVuLnYxLlVua25vd25PcmlnaW5BY3Rpb24ifwoJVGFibGVSdWxlEgoKAmlkGAEgASgJEg0KBXRhYmxlGAIgASgJEi8KDmRlZmF1bHRfYWN0aW9uGAMgASgOMhcud2FyZGVuLnYxLlBvbGljeUFjdGlvbhImCgdjb2x1bW5zGAQgAygLMhUud2FyZGVuLnYxLkNvbHVtblJ1bGUirAEKCkNvbHVtblJ1bGUSCgoCaWQYASABKAkSEAoGY29sdW1uGAIgASgJSAASKAoJcGhpX2NsYXNzGAMgASgOMhMud2FyZGVuLnYxLlBoaUNsYXNzSAASJwoGYWN0aW9uGAQgASgOMhcud2FyZGVuLnYxLlBvbGljeUFjdGlvbhIhCgRtYXNrGAUgASgLMhMud2FyZGVuLnYxLk1hc2tTcGVjQgoKCHNlbGVjdG9yInwKCE1hc2tTcGVjEhAKCHN0cmF0ZWd5GAEgASgJEi8KBnBhcmFtcxgCIAMoCzIfLndhcmRlbi52MS5NYXNrU3BlYy5QYXJhbXNFbnRyeRotCgtQYXJhbXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqMBChJDbGFzc2lmaWNhdGlvblJ1bGUSCgoCaWQYASABKAkSDwoHcGF0dGVybhgCIAEoCRIPCgd0YXJnZXRzGAMgAygJEiYKCXBoaV9jbGFzcxgEIAEoDjITLndhcmRlbi52MS5QaGlDbGFzcxIMCgR0YWdzGAUgAygJEikKDGRlZmF1bHRfbWFzaxgGIAEoCzITLndhcmRlbi52MS5NYXNrU3BlYyLuAgoPTWFza2luZ1N0cmF0ZWd5EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSJwoGcmVkYWN0GAogASgLMhUud2FyZGVuLnYxLlJlZGFjdE1hc2tIABIpCgdudWxsaWZ5GAsgASgLMhYud2FyZGVuLnYxLk51bGxpZnlNYXNrSAASKQoHcGFydGlhbBgMIAEoCzIWLndhcmRlbi52MS5QYXJ0aWFsTWFza0gAEiMKBGhhc2gYDSABKAsyEy53YXJkZW4udjEuSGFzaE1hc2tIABIvCgpnZW5lcmFsaXplGA4gASgLMhkud2FyZGVuLnYxLkdlbmVyYWxpemVNYXNrSAASMgoMZW1haWxfZG9tYWluGA8gASgLMhoud2FyZGVuLnYxLkVtYWlsRG9tYWluTWFza0gAEicKBmRldGVjdBgQIAEoCzIVLndhcmRlbi52MS5EZXRlY3RNYXNrSABCBgoEa2luZCIhCgpSZWRhY3RNYXNrEhMKC3JlcGxhY2VtZW50GAEgASgJIg0KC051bGxpZnlNYXNrIkoKC1BhcnRpYWxNYXNrEhMKC2tlZXBfcHJlZml4GAEgASgNEhMKC2tlZXBfc3VmZml4GAIgASgNEhEKCW1hc2tfY2hhchgDIAEoCSJuCghIYXNoTWFzaxIrCglhbGdvcml0aG0YASABKA4yGC53YXJkZW4udjEuSGFzaEFsZ29yaXRobRIPCgdrZXlfcmVmGAIgASgJEhQKDG91dHB1dF9jaGFycxgDIAEoDRIOCgZwcmVmaXgYBCABKAkirwEKDkdlbmVyYWxpemVNYXNrEi0KBGRhdGUYASABKAsyHS53YXJkZW4udjEuRGF0ZUdlbmVyYWxpemF0aW9uSAASMQoGbnVtYmVyGAIgASgLMh8ud2FyZGVuLnYxLk51bWJlckdlbmVyYWxpemF0aW9uSAASMQoGcHJlZml4GAMgASgLMh8ud2FyZGVuLnYxLlByZWZpeEdlbmVyYWxpemF0aW9uSABCCAoGbWV0aG9kIkEKEkRhdGVHZW5lcmFsaXphdGlvbhIrCglwcmVjaXNpb24YASABKA4yGC53YXJkZW4udjEuRGF0ZVByZWNpc2lvbiJNChROdW1iZXJHZW5lcmFsaXphdGlvbhITCgtidWNrZXRfc2l6ZRgBIAEoARIUCgdjZWlsaW5nGAIgASgBSACIAQFCCgoIX2NlaWxpbmciWgoUUHJlZml4R2VuZXJhbGl6YXRpb24SEgoKa2VlcF9jaGFycxgBIAEoDRIRCglmaWxsX2NoYXIYAiABKAkSGwoTc3VwcHJlc3NlZF9wcmVmaXhlcxgDIAMoCSIsCg9FbWFpbERvbWFpbk1hc2sSGQoRbG9jYWxfcmVwbGFjZW1lbnQYASABKAkiTQoKRGV0ZWN0TWFzaxIRCglkZXRlY3RvcnMYASADKAkSFwoPY3VzdG9tX3BhdHRlcm5zGAIgAygJEhMKC3JlcGxhY2VtZW50GAMgASgJIqYCCgxBcHByb3ZhbFJ1bGUSCgoCaWQYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSJwoFbWF0Y2gYAyABKAsyGC53YXJkZW4udjEuQXBwcm92YWxNYXRjaBIXCg9hcHByb3Zlcl9ncm91cHMYBCADKAkSDgoGcXVvcnVtGAUgASgNEioKB3RpbWVvdXQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJwoFc2NvcGUYByABKA4yGC53YXJkZW4udjEuQXBwcm92YWxTY29wZRIxCg5ncmFudF9kdXJhdGlvbhgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIbChNhbGxvd19zZWxmX2FwcHJvdmFsGAkgASgIIqsCCg1BcHByb3ZhbE1hdGNoEg0KBXJvbGVzGAEgAygJEg8KB3RhcmdldHMYAiADKAkSMQoPc3RhdGVtZW50X2tpbmRzGAMgAygOMhgud2FyZGVuLnYxLlN0YXRlbWVudEtpbmQSDgoGdGFibGVzGAQgAygJEg8KB2NvbHVtbnMYBSADKAkSKAoLcGhpX2NsYXNzZXMYBiADKA4yEy53YXJkZW4udjEuUGhpQ2xhc3MSGwoTd3JpdGVfd2l0aG91dF93aGVyZRgHIAEoCBILCgNkZGwYCCABKAgSGgoScm93X2xpbWl0X2V4Y2VlZGVkGAkgASgIEiYKBHRpbWUYCiABKAsyGC53YXJkZW4udjEuVGltZUNvbmRpdGlvbhIOCgZ1bm1hc2sYCyABKAgiSAoNVGltZUNvbmRpdGlvbhImCgd3aW5kb3dzGAEgAygLMhUud2FyZGVuLnYxLlRpbWVXaW5kb3cSDwoHb3V0c2lkZRgCIAEoCCJrCgpUaW1lV2luZG93EiAKBGRheXMYASADKA4yEi53YXJkZW4udjEuV2Vla2RheRIUCgxzdGFydF9taW51dGUYAiABKA0SEgoKZW5kX21pbnV0ZRgDIAEoDRIRCgl0aW1lX3pvbmUYBCABKAkqlQEKD1Bvc3RncmVzVGxzTW9kZRIhCh1QT1NUR1JFU19UTFNfTU9ERV9VTlNQRUNJRklFRBAAEh0KGVBPU1RHUkVTX1RMU19NT0RFX0RJU0FCTEUQARIdChlQT1NUR1JFU19UTFNfTU9ERV9SRVFVSVJFEAISIQodUE9TVEdSRVNfVExTX01PREVfVkVSSUZZX0ZVTEwQAyp4CgxKd3RBbGdvcml0aG0SHQoZSldUX0FMR09SSVRITV9VTlNQRUNJRklFRBAAEhcKE0pXVF9BTEdPUklUSE1fUlMyNTYQARIXChNKV1RfQUxHT1JJVEhNX0VTMjU2EAISFwoTSldUX0FMR09SSVRITV9FRERTQRADKoABChNVbmtub3duT3JpZ2luQWN0aW9uEiUKIVVOS05PV05fT1JJR0lOX0FDVElPTl9VTlNQRUNJRklFRBAAEiAKHFVOS05PV05fT1JJR0lOX0FDVElPTl9SRUZVU0UQARIgChxVTktOT1dOX09SSUdJTl9BQ1RJT05fUkVEQUNUEAIqdgoMUG9saWN5QWN0aW9uEh0KGVBPTElDWV9BQ1RJT05fVU5TUEVDSUZJRUQQABIXChNQT0xJQ1lfQUNUSU9OX0FMTE9XEAESFgoSUE9MSUNZX0FDVElPTl9NQVNLEAISFgoSUE9MSUNZX0FDVElPTl9ERU5ZEAMqbQoOUm93TGltaXRBY3Rpb24SIAocUk9XX0xJTUlUX0FDVElPTl9VTlNQRUNJRklFRBAAEh0KGVJPV19MSU1JVF9BQ1RJT05fVFJVTkNBVEUQARIaChZST1dfTElNSVRfQUNUSU9OX0VSUk9SEAIq5gMKDVN0YXRlbWVudEtpbmQSHgoaU1RBVEVNRU5UX0tJTkRfVU5TUEVDSUZJRUQQABIZChVTVEFURU1FTlRfS0lORF9TRUxFQ1QQARIZChVTVEFURU1FTlRfS0lORF9JTlNFUlQQAhIZChVTVEFURU1FTlRfS0lORF9VUERBVEUQAxIZChVTVEFURU1FTlRfS0lORF9ERUxFVEUQBBIYChRTVEFURU1FTlRfS0lORF9NRVJHRRAFEhYKElNUQVRFTUVOVF9LSU5EX0RETBAGEhsKF1NUQVRFTUVOVF9LSU5EX1RSVU5DQVRFEAcSGwoXU1RBVEVNRU5UX0tJTkRfQ09QWV9PVVQQCBIaChZTVEFURU1FTlRfS0lORF9DT1BZX0lOEAkSFgoSU1RBVEVNRU5UX0tJTkRfRENMEAoSHgoaU1RBVEVNRU5UX0tJTkRfVFJBTlNBQ1RJT04QCxIaChZTVEFURU1FTlRfS0lORF9TRVNTSU9OEAwSGgoWU1RBVEVNRU5UX0tJTkRfRVhQTEFJThANEhcKE1NUQVRFTUVOVF9LSU5EX0NBTEwQDhIeChpTVEFURU1FTlRfS0lORF9NQUlOVEVOQU5DRRAPEhgKFFNUQVRFTUVOVF9LSU5EX09USEVSEBAq3QEKCFBoaUNsYXNzEhkKFVBISV9DTEFTU19VTlNQRUNJRklFRBAAEhIKDlBISV9DTEFTU19OT05FEAESHwobUEhJX0NMQVNTX0RJUkVDVF9JREVOVElGSUVSEAISHgoaUEhJX0NMQVNTX1FVQVNJX0lERU5USUZJRVIQAxIWChJQSElfQ0xBU1NfQ0xJTklDQUwQBBIXChNQSElfQ0xBU1NfU0VOU0lUSVZFEAUSFwoTUEhJX0NMQVNTX0ZJTkFOQ0lBTBAGEhcKE1BISV9DTEFTU19GUkVFX1RFWFQQBypPCg1IYXNoQWxnb3JpdGhtEh4KGkhBU0hfQUxHT1JJVEhNX1VOU1BFQ0lGSUVEEAASHgoaSEFTSF9BTEdPUklUSE1fSE1BQ19TSEEyNTYQASp6Cg1EYXRlUHJlY2lzaW9uEh4KGkRBVEVfUFJFQ0lTSU9OX1VOU1BFQ0lGSUVEEAASFwoTREFURV9QUkVDSVNJT05fWUVBUhABEhgKFERBVEVfUFJFQ0lTSU9OX01PTlRIEAISFgoSREFURV9QUkVDSVNJT05fREFZEAMqtgEKB1dlZWtkYXkSFwoTV0VFS0RBWV9VTlNQRUNJRklFRBAAEhIKDldFRUtEQVlfTU9OREFZEAESEwoPV0VFS0RBWV9UVUVTREFZEAISFQoRV0VFS0RBWV9XRURORVNEQVkQAxIUChBXRUVLREFZX1RIVVJTREFZEAQSEgoOV0VFS0RBWV9GUklEQVkQBRIUChBXRUVLREFZX1NBVFVSREFZEAYSEgoOV0VFS0RBWV9TVU5EQVkQBypiCg1BcHByb3ZhbFNjb3BlEh4KGkFQUFJPVkFMX1NDT1BFX1VOU1BFQ0lGSUVEEAASFwoTQVBQUk9WQUxfU0NPUEVfT05DRRABEhgKFEFQUFJPVkFMX1NDT1BFX0dSQU5UEAJiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChZ3YXJkZW4vdjEvYnVuZGxlLnByb3RvEgl3YXJkZW4udjEi0gQKDFBvbGljeUJ1bmRsZRIWCg5zY2hlbWFfdmVyc2lvbhgBIAEoDRIPCgd2ZXJzaW9uGAIgASgJEiYKBmF1dGhvchgDIAEoCzIWLndhcmRlbi52MS5HaXRJZGVudGl0eRIpCgljb21taXR0ZXIYBCABKAsyFi53YXJkZW4udjEuR2l0SWRlbnRpdHkSDwoHbWVzc2FnZRgFIAEoCRIwCgxjb21taXR0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2NvbXBpbGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBjb21waWxlcl92ZXJzaW9uGAggASgJEiIKB3RhcmdldHMYCiADKAsyES53YXJkZW4udjEuVGFyZ2V0EiYKCWxpc3RlbmVycxgLIAMoCzITLndhcmRlbi52MS5MaXN0ZW5lchIrCghpZGVudGl0eRgMIAEoCzIZLndhcmRlbi52MS5JZGVudGl0eUNvbmZpZxIeCgVyb2xlcxgNIAMoCzIPLndhcmRlbi52MS5Sb2xlEjYKD2NsYXNzaWZpY2F0aW9ucxgOIAMoCzIdLndhcmRlbi52MS5DbGFzc2lmaWNhdGlvblJ1bGUSNgoSbWFza2luZ19zdHJhdGVnaWVzGA8gAygLMhoud2FyZGVuLnYxLk1hc2tpbmdTdHJhdGVneRIvCg5hcHByb3ZhbF9ydWxlcxgQIAMoCzIXLndhcmRlbi52MS5BcHByb3ZhbFJ1bGUiKgoLR2l0SWRlbnRpdHkSDAoEbmFtZRgBIAEoCRINCgVlbWFpbBgCIAEoCSKuAQoGVGFyZ2V0EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSLQoIcG9zdGdyZXMYCiABKAsyGS53YXJkZW4udjEuUG9zdGdyZXNUYXJnZXRIABIlCgRodHRwGAsgASgLMhUud2FyZGVuLnYxLkh0dHBUYXJnZXRIABIjCgNzc2gYDCABKAsyFC53YXJkZW4udjEuU3NoVGFyZ2V0SABCBgoEa2luZCJ7CgpIdHRwVGFyZ2V0EhAKCGJhc2VfdXJsGAEgASgJEhkKEWF1dGhvcml6YXRpb25fcmVmGAIgASgJEg8KB2NhX2ZpbGUYAyABKAkSGwoTbWF4X21hc2tfYm9keV9ieXRlcxgEIAEoDRISCgp0aW1lb3V0X21zGAUgASgNIn0KCVNzaFRhcmdldBIMCgRob3N0GAEgASgJEgwKBHBvcnQYAiABKA0SDAoEdXNlchgDIAEoCRIXCg9wcml2YXRlX2tleV9yZWYYBCABKAkSEQoJaG9zdF9rZXlzGAUgAygJEhoKEmNvbm5lY3RfdGltZW91dF9tcxgGIAEoDSKrAQoOUG9zdGdyZXNUYXJnZXQSDAoEaG9zdBgBIAEoCRIMCgRwb3J0GAIgASgNEhAKCGRhdGFiYXNlGAMgASgJEgwKBHVzZXIYBCABKAkSFAoMcGFzc3dvcmRfcmVmGAUgASgJEisKA3RscxgGIAEoCzIeLndhcmRlbi52MS5Qb3N0Z3Jlc1Vwc3RyZWFtVGxzEhoKEmNvbm5lY3RfdGltZW91dF9tcxgHIAEoDSJlChNQb3N0Z3Jlc1Vwc3RyZWFtVGxzEigKBG1vZGUYASABKA4yGi53YXJkZW4udjEuUG9zdGdyZXNUbHNNb2RlEg8KB2NhX2ZpbGUYAiABKAkSEwoLc2VydmVyX25hbWUYAyABKAkiygIKCExpc3RlbmVyEgwKBG5hbWUYASABKAkSDgoGdGFyZ2V0GAIgASgJEg8KB2FkZHJlc3MYAyABKAkSDAoEcG9ydBgEIAEoDRI+Cg5hZ2VudF9zZWxlY3RvchgFIAMoCzImLndhcmRlbi52MS5MaXN0ZW5lci5BZ2VudFNlbGVjdG9yRW50cnkSLwoIcG9zdGdyZXMYCiABKAsyGy53YXJkZW4udjEuUG9zdGdyZXNMaXN0ZW5lckgAEicKBGh0dHAYCyABKAsyFy53YXJkZW4udjEuSHR0cExpc3RlbmVySAASJQoDc3NoGAwgASgLMhYud2FyZGVuLnYxLlNzaExpc3RlbmVySAAaNAoSQWdlbnRTZWxlY3RvckVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCgoIcHJvdG9jb2wiZwoMSHR0cExpc3RlbmVyEhcKD2FsbG93X3BsYWludGV4dBgBIAEoCBIjCgN0bHMYAiABKAsyFi53YXJkZW4udjEuTGlzdGVuZXJUbHMSGQoRbWF4X3JlcXVlc3RfYnl0ZXMYAyABKA0iJAoLU3NoTGlzdGVuZXISFQoNaG9zdF9rZXlfZmlsZRgBIAEoCSJrChBQb3N0Z3Jlc0xpc3RlbmVyEhcKD2FsbG93X3BsYWludGV4dBgBIAEoCBIjCgN0bHMYAiABKAsyFi53YXJkZW4udjEuTGlzdGVuZXJUbHMSGQoRbWF4X21lc3NhZ2VfYnl0ZXMYAyABKA0iMgoLTGlzdGVuZXJUbHMSEQoJY2VydF9maWxlGAEgASgJEhAKCGtleV9maWxlGAIgASgJIm0KDklkZW50aXR5Q29uZmlnEioKB2lzc3VlcnMYASADKAsyGS53YXJkZW4udjEuSWRlbnRpdHlJc3N1ZXISLwoOZ3JvdXBfbWFwcGluZ3MYAiADKAsyFy53YXJkZW4udjEuR3JvdXBNYXBwaW5nIqQBCg5JZGVudGl0eUlzc3VlchIOCgZpc3N1ZXIYASABKAkSEQoJYXVkaWVuY2VzGAIgAygJEhQKDGdyb3Vwc19jbGFpbRgDIAEoCRIrCgphbGdvcml0aG1zGAQgAygOMhcud2FyZGVuLnYxLkp3dEFsZ29yaXRobRIaChJjbG9ja19za2V3X3NlY29uZHMYBSABKA0SEAoIandrc191cmkYBiABKAkiOwoMR3JvdXBNYXBwaW5nEg0KBWdyb3VwGAEgASgJEgwKBHJvbGUYAiABKAkSDgoGaXNzdWVyGAMgASgJItADCgRSb2xlEgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSDwoHdGFyZ2V0cxgDIAMoCRIxCg9zdGF0ZW1lbnRfa2luZHMYBCADKA4yGC53YXJkZW4udjEuU3RhdGVtZW50S2luZBIkCgZ0YWJsZXMYBSADKAsyFC53YXJkZW4udjEuVGFibGVSdWxlEi8KDmRlZmF1bHRfYWN0aW9uGAYgASgOMhcud2FyZGVuLnYxLlBvbGljeUFjdGlvbhIQCghtYXhfcm93cxgHIAEoDRIzChByb3dfbGltaXRfYWN0aW9uGAggASgOMhkud2FyZGVuLnYxLlJvd0xpbWl0QWN0aW9uEjYKDnVua25vd25fb3JpZ2luGAkgASgOMh4ud2FyZGVuLnYxLlVua25vd25PcmlnaW5BY3Rpb24SLQoLaHR0cF9yb3V0ZXMYCiADKAsyGC53YXJkZW4udjEuSHR0cFJvdXRlUnVsZRI0ChNodHRwX2RlZmF1bHRfYWN0aW9uGAsgASgOMhcud2FyZGVuLnYxLlBvbGljeUFjdGlvbhImCgNzc2gYDCABKAsyGS53YXJkZW4udjEuU3NoUGVybWlzc2lvbnMijAEKDUh0dHBSb3V0ZVJ1bGUSCgoCaWQYASABKAkSDwoHbWV0aG9kcxgCIAMoCRIMCgRwYXRoGAMgASgJEicKBmFjdGlvbhgEIAEoDjIXLndhcmRlbi52MS5Qb2xpY3lBY3Rpb24SJwoFbWFza3MYBSADKAsyGC53YXJkZW4udjEuSnNvbkZpZWxkTWFzayJACg1Kc29uRmllbGRNYXNrEgwKBHBhdGgYASABKAkSIQoEbWFzaxgCIAEoCzITLndhcmRlbi52MS5NYXNrU3BlYyJpCg5Tc2hQZXJtaXNzaW9ucxINCgVzaGVsbBgBIAEoCBIMCgRleGVjGAIgASgIEhUKDWV4ZWNfY29tbWFuZHMYAyADKAkSDAoEc2Z0cBgEIAEoCBIVCg1wb3J0X2ZvcndhcmRzGAUgAygJIn8KCVRhYmxlUnVsZRIKCgJpZBgBIAEoCRINCgV0YWJsZRgCIAEoCRIvCg5kZWZhdWx0X2FjdGlvbhgDIAEoDjIXLndhcmRlbi52MS5Qb2xpY3lBY3Rpb24SJgoHY29sdW1ucxgEIAMoCzIVLndhcmRlbi52MS5Db2x1bW5SdWxlIqwBCgpDb2x1bW5SdWxlEgoKAmlkGAEgASgJEhAKBmNvbHVtbhgCIAEoCUgAEigKCXBoaV9jbGFzcxgDIAEoDjITLndhcmRlbi52MS5QaGlDbGFzc0gAEicKBmFjdGlvbhgEIAEoDjIXLndhcmRlbi52MS5Qb2xpY3lBY3Rpb24SIQoEbWFzaxgFIAEoCzITLndhcmRlbi52MS5NYXNrU3BlY0IKCghzZWxlY3RvciJ8CghNYXNrU3BlYxIQCghzdHJhdGVneRgBIAEoCRIvCgZwYXJhbXMYAiADKAsyHy53YXJkZW4udjEuTWFza1NwZWMuUGFyYW1zRW50cnkaLQoLUGFyYW1zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKjAQoSQ2xhc3NpZmljYXRpb25SdWxlEgoKAmlkGAEgASgJEg8KB3BhdHRlcm4YAiABKAkSDwoHdGFyZ2V0cxgDIAMoCRImCglwaGlfY2xhc3MYBCABKA4yEy53YXJkZW4udjEuUGhpQ2xhc3MSDAoEdGFncxgFIAMoCRIpCgxkZWZhdWx0X21hc2sYBiABKAsyEy53YXJkZW4udjEuTWFza1NwZWMi7gIKD01hc2tpbmdTdHJhdGVneRIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEicKBnJlZGFjdBgKIAEoCzIVLndhcmRlbi52MS5SZWRhY3RNYXNrSAASKQoHbnVsbGlmeRgLIAEoCzIWLndhcmRlbi52MS5OdWxsaWZ5TWFza0gAEikKB3BhcnRpYWwYDCABKAsyFi53YXJkZW4udjEuUGFydGlhbE1hc2tIABIjCgRoYXNoGA0gASgLMhMud2FyZGVuLnYxLkhhc2hNYXNrSAASLwoKZ2VuZXJhbGl6ZRgOIAEoCzIZLndhcmRlbi52MS5HZW5lcmFsaXplTWFza0gAEjIKDGVtYWlsX2RvbWFpbhgPIAEoCzIaLndhcmRlbi52MS5FbWFpbERvbWFpbk1hc2tIABInCgZkZXRlY3QYECABKAsyFS53YXJkZW4udjEuRGV0ZWN0TWFza0gAQgYKBGtpbmQiIQoKUmVkYWN0TWFzaxITCgtyZXBsYWNlbWVudBgBIAEoCSINCgtOdWxsaWZ5TWFzayJKCgtQYXJ0aWFsTWFzaxITCgtrZWVwX3ByZWZpeBgBIAEoDRITCgtrZWVwX3N1ZmZpeBgCIAEoDRIRCgltYXNrX2NoYXIYAyABKAkibgoISGFzaE1hc2sSKwoJYWxnb3JpdGhtGAEgASgOMhgud2FyZGVuLnYxLkhhc2hBbGdvcml0aG0SDwoHa2V5X3JlZhgCIAEoCRIUCgxvdXRwdXRfY2hhcnMYAyABKA0SDgoGcHJlZml4GAQgASgJIq8BCg5HZW5lcmFsaXplTWFzaxItCgRkYXRlGAEgASgLMh0ud2FyZGVuLnYxLkRhdGVHZW5lcmFsaXphdGlvbkgAEjEKBm51bWJlchgCIAEoCzIfLndhcmRlbi52MS5OdW1iZXJHZW5lcmFsaXphdGlvbkgAEjEKBnByZWZpeBgDIAEoCzIfLndhcmRlbi52MS5QcmVmaXhHZW5lcmFsaXphdGlvbkgAQggKBm1ldGhvZCJBChJEYXRlR2VuZXJhbGl6YXRpb24SKwoJcHJlY2lzaW9uGAEgASgOMhgud2FyZGVuLnYxLkRhdGVQcmVjaXNpb24iTQoUTnVtYmVyR2VuZXJhbGl6YXRpb24SEwoLYnVja2V0X3NpemUYASABKAESFAoHY2VpbGluZxgCIAEoAUgAiAEBQgoKCF9jZWlsaW5nIloKFFByZWZpeEdlbmVyYWxpemF0aW9uEhIKCmtlZXBfY2hhcnMYASABKA0SEQoJZmlsbF9jaGFyGAIgASgJEhsKE3N1cHByZXNzZWRfcHJlZml4ZXMYAyADKAkiLAoPRW1haWxEb21haW5NYXNrEhkKEWxvY2FsX3JlcGxhY2VtZW50GAEgASgJIk0KCkRldGVjdE1hc2sSEQoJZGV0ZWN0b3JzGAEgAygJEhcKD2N1c3RvbV9wYXR0ZXJucxgCIAMoCRITCgtyZXBsYWNlbWVudBgDIAEoCSKmAgoMQXBwcm92YWxSdWxlEgoKAmlkGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEicKBW1hdGNoGAMgASgLMhgud2FyZGVuLnYxLkFwcHJvdmFsTWF0Y2gSFwoPYXBwcm92ZXJfZ3JvdXBzGAQgAygJEg4KBnF1b3J1bRgFIAEoDRIqCgd0aW1lb3V0GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEicKBXNjb3BlGAcgASgOMhgud2FyZGVuLnYxLkFwcHJvdmFsU2NvcGUSMQoOZ3JhbnRfZHVyYXRpb24YCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGwoTYWxsb3dfc2VsZl9hcHByb3ZhbBgJIAEoCCLpAgoNQXBwcm92YWxNYXRjaBINCgVyb2xlcxgBIAMoCRIPCgd0YXJnZXRzGAIgAygJEjEKD3N0YXRlbWVudF9raW5kcxgDIAMoDjIYLndhcmRlbi52MS5TdGF0ZW1lbnRLaW5kEg4KBnRhYmxlcxgEIAMoCRIPCgdjb2x1bW5zGAUgAygJEigKC3BoaV9jbGFzc2VzGAYgAygOMhMud2FyZGVuLnYxLlBoaUNsYXNzEhsKE3dyaXRlX3dpdGhvdXRfd2hlcmUYByABKAgSCwoDZGRsGAggASgIEhoKEnJvd19saW1pdF9leGNlZWRlZBgJIAEoCBImCgR0aW1lGAogASgLMhgud2FyZGVuLnYxLlRpbWVDb25kaXRpb24SDgoGdW5tYXNrGAsgASgIEhMKC2h0dHBfcm91dGVzGAwgAygJEhQKDHNzaF9jb21tYW5kcxgNIAMoCRIRCglzc2hfc2hlbGwYDiABKAgiSAoNVGltZUNvbmRpdGlvbhImCgd3aW5kb3dzGAEgAygLMhUud2FyZGVuLnYxLlRpbWVXaW5kb3cSDwoHb3V0c2lkZRgCIAEoCCJrCgpUaW1lV2luZG93EiAKBGRheXMYASADKA4yEi53YXJkZW4udjEuV2Vla2RheRIUCgxzdGFydF9taW51dGUYAiABKA0SEgoKZW5kX21pbnV0ZRgDIAEoDRIRCgl0aW1lX3pvbmUYBCABKAkqlQEKD1Bvc3RncmVzVGxzTW9kZRIhCh1QT1NUR1JFU19UTFNfTU9ERV9VTlNQRUNJRklFRBAAEh0KGVBPU1RHUkVTX1RMU19NT0RFX0RJU0FCTEUQARIdChlQT1NUR1JFU19UTFNfTU9ERV9SRVFVSVJFEAISIQodUE9TVEdSRVNfVExTX01PREVfVkVSSUZZX0ZVTEwQAyp4CgxKd3RBbGdvcml0aG0SHQoZSldUX0FMR09SSVRITV9VTlNQRUNJRklFRBAAEhcKE0pXVF9BTEdPUklUSE1fUlMyNTYQARIXChNKV1RfQUxHT1JJVEhNX0VTMjU2EAISFwoTSldUX0FMR09SSVRITV9FRERTQRADKoABChNVbmtub3duT3JpZ2luQWN0aW9uEiUKIVVOS05PV05fT1JJR0lOX0FDVElPTl9VTlNQRUNJRklFRBAAEiAKHFVOS05PV05fT1JJR0lOX0FDVElPTl9SRUZVU0UQARIgChxVTktOT1dOX09SSUdJTl9BQ1RJT05fUkVEQUNUEAIqdgoMUG9saWN5QWN0aW9uEh0KGVBPTElDWV9BQ1RJT05fVU5TUEVDSUZJRUQQABIXChNQT0xJQ1lfQUNUSU9OX0FMTE9XEAESFgoSUE9MSUNZX0FDVElPTl9NQVNLEAISFgoSUE9MSUNZX0FDVElPTl9ERU5ZEAMqbQoOUm93TGltaXRBY3Rpb24SIAocUk9XX0xJTUlUX0FDVElPTl9VTlNQRUNJRklFRBAAEh0KGVJPV19MSU1JVF9BQ1RJT05fVFJVTkNBVEUQARIaChZST1dfTElNSVRfQUNUSU9OX0VSUk9SEAIq5gMKDVN0YXRlbWVudEtpbmQSHgoaU1RBVEVNRU5UX0tJTkRfVU5TUEVDSUZJRUQQABIZChVTVEFURU1FTlRfS0lORF9TRUxFQ1QQARIZChVTVEFURU1FTlRfS0lORF9JTlNFUlQQAhIZChVTVEFURU1FTlRfS0lORF9VUERBVEUQAxIZChVTVEFURU1FTlRfS0lORF9ERUxFVEUQBBIYChRTVEFURU1FTlRfS0lORF9NRVJHRRAFEhYKElNUQVRFTUVOVF9LSU5EX0RETBAGEhsKF1NUQVRFTUVOVF9LSU5EX1RSVU5DQVRFEAcSGwoXU1RBVEVNRU5UX0tJTkRfQ09QWV9PVVQQCBIaChZTVEFURU1FTlRfS0lORF9DT1BZX0lOEAkSFgoSU1RBVEVNRU5UX0tJTkRfRENMEAoSHgoaU1RBVEVNRU5UX0tJTkRfVFJBTlNBQ1RJT04QCxIaChZTVEFURU1FTlRfS0lORF9TRVNTSU9OEAwSGgoWU1RBVEVNRU5UX0tJTkRfRVhQTEFJThANEhcKE1NUQVRFTUVOVF9LSU5EX0NBTEwQDhIeChpTVEFURU1FTlRfS0lORF9NQUlOVEVOQU5DRRAPEhgKFFNUQVRFTUVOVF9LSU5EX09USEVSEBAq3QEKCFBoaUNsYXNzEhkKFVBISV9DTEFTU19VTlNQRUNJRklFRBAAEhIKDlBISV9DTEFTU19OT05FEAESHwobUEhJX0NMQVNTX0RJUkVDVF9JREVOVElGSUVSEAISHgoaUEhJX0NMQVNTX1FVQVNJX0lERU5USUZJRVIQAxIWChJQSElfQ0xBU1NfQ0xJTklDQUwQBBIXChNQSElfQ0xBU1NfU0VOU0lUSVZFEAUSFwoTUEhJX0NMQVNTX0ZJTkFOQ0lBTBAGEhcKE1BISV9DTEFTU19GUkVFX1RFWFQQBypPCg1IYXNoQWxnb3JpdGhtEh4KGkhBU0hfQUxHT1JJVEhNX1VOU1BFQ0lGSUVEEAASHgoaSEFTSF9BTEdPUklUSE1fSE1BQ19TSEEyNTYQASp6Cg1EYXRlUHJlY2lzaW9uEh4KGkRBVEVfUFJFQ0lTSU9OX1VOU1BFQ0lGSUVEEAASFwoTREFURV9QUkVDSVNJT05fWUVBUhABEhgKFERBVEVfUFJFQ0lTSU9OX01PTlRIEAISFgoSREFURV9QUkVDSVNJT05fREFZEAMqtgEKB1dlZWtkYXkSFwoTV0VFS0RBWV9VTlNQRUNJRklFRBAAEhIKDldFRUtEQVlfTU9OREFZEAESEwoPV0VFS0RBWV9UVUVTREFZEAISFQoRV0VFS0RBWV9XRURORVNEQVkQAxIUChBXRUVLREFZX1RIVVJTREFZEAQSEgoOV0VFS0RBWV9GUklEQVkQBRIUChBXRUVLREFZX1NBVFVSREFZEAYSEgoOV0VFS0RBWV9TVU5EQVkQBypiCg1BcHByb3ZhbFNjb3BlEh4KGkFQUFJPVkFMX1NDT1BFX1VOU1BFQ0lGSUVEEAASFwoTQVBQUk9WQUxfU0NPUEVfT05DRRABEhgKFEFQUFJPVkFMX1NDT1BFX0dSQU5UEAJiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * PolicyBundle is the compiled, validated form of one commit of the policy
@@ -184,8 +184,7 @@ export type Target = Message<"warden.v1.Target"> & {
   description: string;
 
   /**
-   * Protocol-specific settings. Exactly one is set; SSH and HTTP targets will
-   * be added as further cases.
+   * Protocol-specific settings. Exactly one is set.
    *
    * @generated from oneof warden.v1.Target.kind
    */
@@ -195,6 +194,18 @@ export type Target = Message<"warden.v1.Target"> & {
      */
     value: PostgresTarget;
     case: "postgres";
+  } | {
+    /**
+     * @generated from field: warden.v1.HttpTarget http = 11;
+     */
+    value: HttpTarget;
+    case: "http";
+  } | {
+    /**
+     * @generated from field: warden.v1.SshTarget ssh = 12;
+     */
+    value: SshTarget;
+    case: "ssh";
   } | { case: undefined; value?: undefined };
 };
 
@@ -204,6 +215,109 @@ export type Target = Message<"warden.v1.Target"> & {
  */
 export const TargetSchema: GenMessage<Target> = /*@__PURE__*/
   messageDesc(file_warden_v1_bundle, 2);
+
+/**
+ * An internal HTTP service reached through the agent's reverse proxy.
+ *
+ * @generated from message warden.v1.HttpTarget
+ */
+export type HttpTarget = Message<"warden.v1.HttpTarget"> & {
+  /**
+   * Base URL, "http://host:port" or "https://host:port" (a path prefix is allowed).
+   *
+   * @generated from field: string base_url = 1;
+   */
+  baseUrl: string;
+
+  /**
+   * Secret reference ("env:NAME" / "file:/path") for the Authorization header
+   * value the agent sends upstream (e.g. "Bearer abc"). Empty sends none: the
+   * client's token never reaches the upstream either way.
+   *
+   * @generated from field: string authorization_ref = 2;
+   */
+  authorizationRef: string;
+
+  /**
+   * CA bundle path for an https upstream; empty uses the system trust store.
+   *
+   * @generated from field: string ca_file = 3;
+   */
+  caFile: string;
+
+  /**
+   * Largest JSON response body buffered for masking, in bytes. A larger body
+   * on a route with mask rules is refused (502), never passed unmasked.
+   *
+   * @generated from field: uint32 max_mask_body_bytes = 4;
+   */
+  maxMaskBodyBytes: number;
+
+  /**
+   * Time allowed for the upstream to answer, in milliseconds.
+   *
+   * @generated from field: uint32 timeout_ms = 5;
+   */
+  timeoutMs: number;
+};
+
+/**
+ * Describes the message warden.v1.HttpTarget.
+ * Use `create(HttpTargetSchema)` to create a new message.
+ */
+export const HttpTargetSchema: GenMessage<HttpTarget> = /*@__PURE__*/
+  messageDesc(file_warden_v1_bundle, 3);
+
+/**
+ * An SSH host reached through the agent's SSH server.
+ *
+ * @generated from message warden.v1.SshTarget
+ */
+export type SshTarget = Message<"warden.v1.SshTarget"> & {
+  /**
+   * @generated from field: string host = 1;
+   */
+  host: string;
+
+  /**
+   * @generated from field: uint32 port = 2;
+   */
+  port: number;
+
+  /**
+   * Login the agent uses on the host for every session.
+   *
+   * @generated from field: string user = 3;
+   */
+  user: string;
+
+  /**
+   * Secret reference to the agent's private key (OpenSSH or PEM).
+   *
+   * @generated from field: string private_key_ref = 4;
+   */
+  privateKeyRef: string;
+
+  /**
+   * The host's public keys, "ssh-ed25519 AAAA..." (known_hosts key part).
+   * The agent refuses to connect when the host presents any other key.
+   *
+   * @generated from field: repeated string host_keys = 5;
+   */
+  hostKeys: string[];
+
+  /**
+   * @generated from field: uint32 connect_timeout_ms = 6;
+   */
+  connectTimeoutMs: number;
+};
+
+/**
+ * Describes the message warden.v1.SshTarget.
+ * Use `create(SshTargetSchema)` to create a new message.
+ */
+export const SshTargetSchema: GenMessage<SshTarget> = /*@__PURE__*/
+  messageDesc(file_warden_v1_bundle, 4);
 
 /**
  * @generated from message warden.v1.PostgresTarget
@@ -257,7 +371,7 @@ export type PostgresTarget = Message<"warden.v1.PostgresTarget"> & {
  * Use `create(PostgresTargetSchema)` to create a new message.
  */
 export const PostgresTargetSchema: GenMessage<PostgresTarget> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 3);
+  messageDesc(file_warden_v1_bundle, 5);
 
 /**
  * @generated from message warden.v1.PostgresUpstreamTls
@@ -288,7 +402,7 @@ export type PostgresUpstreamTls = Message<"warden.v1.PostgresUpstreamTls"> & {
  * Use `create(PostgresUpstreamTlsSchema)` to create a new message.
  */
 export const PostgresUpstreamTlsSchema: GenMessage<PostgresUpstreamTls> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 4);
+  messageDesc(file_warden_v1_bundle, 6);
 
 /**
  * A Listener is a socket an agent opens for clients.
@@ -337,6 +451,18 @@ export type Listener = Message<"warden.v1.Listener"> & {
      */
     value: PostgresListener;
     case: "postgres";
+  } | {
+    /**
+     * @generated from field: warden.v1.HttpListener http = 11;
+     */
+    value: HttpListener;
+    case: "http";
+  } | {
+    /**
+     * @generated from field: warden.v1.SshListener ssh = 12;
+     */
+    value: SshListener;
+    case: "ssh";
   } | { case: undefined; value?: undefined };
 };
 
@@ -345,7 +471,59 @@ export type Listener = Message<"warden.v1.Listener"> & {
  * Use `create(ListenerSchema)` to create a new message.
  */
 export const ListenerSchema: GenMessage<Listener> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 5);
+  messageDesc(file_warden_v1_bundle, 7);
+
+/**
+ * @generated from message warden.v1.HttpListener
+ */
+export type HttpListener = Message<"warden.v1.HttpListener"> & {
+  /**
+   * Accept bearer tokens over plain HTTP (loopback development only).
+   *
+   * @generated from field: bool allow_plaintext = 1;
+   */
+  allowPlaintext: boolean;
+
+  /**
+   * Unset means the listener serves plain HTTP.
+   *
+   * @generated from field: warden.v1.ListenerTls tls = 2;
+   */
+  tls?: ListenerTls | undefined;
+
+  /**
+   * Largest request body accepted, in bytes.
+   *
+   * @generated from field: uint32 max_request_bytes = 3;
+   */
+  maxRequestBytes: number;
+};
+
+/**
+ * Describes the message warden.v1.HttpListener.
+ * Use `create(HttpListenerSchema)` to create a new message.
+ */
+export const HttpListenerSchema: GenMessage<HttpListener> = /*@__PURE__*/
+  messageDesc(file_warden_v1_bundle, 8);
+
+/**
+ * @generated from message warden.v1.SshListener
+ */
+export type SshListener = Message<"warden.v1.SshListener"> & {
+  /**
+   * Path of the agent's SSH host private key (clients pin its public key).
+   *
+   * @generated from field: string host_key_file = 1;
+   */
+  hostKeyFile: string;
+};
+
+/**
+ * Describes the message warden.v1.SshListener.
+ * Use `create(SshListenerSchema)` to create a new message.
+ */
+export const SshListenerSchema: GenMessage<SshListener> = /*@__PURE__*/
+  messageDesc(file_warden_v1_bundle, 9);
 
 /**
  * @generated from message warden.v1.PostgresListener
@@ -378,7 +556,7 @@ export type PostgresListener = Message<"warden.v1.PostgresListener"> & {
  * Use `create(PostgresListenerSchema)` to create a new message.
  */
 export const PostgresListenerSchema: GenMessage<PostgresListener> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 6);
+  messageDesc(file_warden_v1_bundle, 10);
 
 /**
  * @generated from message warden.v1.ListenerTls
@@ -404,7 +582,7 @@ export type ListenerTls = Message<"warden.v1.ListenerTls"> & {
  * Use `create(ListenerTlsSchema)` to create a new message.
  */
 export const ListenerTlsSchema: GenMessage<ListenerTls> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 7);
+  messageDesc(file_warden_v1_bundle, 11);
 
 /**
  * @generated from message warden.v1.IdentityConfig
@@ -429,7 +607,7 @@ export type IdentityConfig = Message<"warden.v1.IdentityConfig"> & {
  * Use `create(IdentityConfigSchema)` to create a new message.
  */
 export const IdentityConfigSchema: GenMessage<IdentityConfig> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 8);
+  messageDesc(file_warden_v1_bundle, 12);
 
 /**
  * An OpenID Connect issuer whose JWTs callers present.
@@ -487,7 +665,7 @@ export type IdentityIssuer = Message<"warden.v1.IdentityIssuer"> & {
  * Use `create(IdentityIssuerSchema)` to create a new message.
  */
 export const IdentityIssuerSchema: GenMessage<IdentityIssuer> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 9);
+  messageDesc(file_warden_v1_bundle, 13);
 
 /**
  * @generated from message warden.v1.GroupMapping
@@ -520,7 +698,7 @@ export type GroupMapping = Message<"warden.v1.GroupMapping"> & {
  * Use `create(GroupMappingSchema)` to create a new message.
  */
 export const GroupMappingSchema: GenMessage<GroupMapping> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 10);
+  messageDesc(file_warden_v1_bundle, 14);
 
 /**
  * A Role is what a caller may do. Evaluation of a statement:
@@ -596,6 +774,28 @@ export type Role = Message<"warden.v1.Role"> & {
    * @generated from field: warden.v1.UnknownOriginAction unknown_origin = 9;
    */
   unknownOrigin: UnknownOriginAction;
+
+  /**
+   * HTTP targets: route rules in evaluation order; the first whose method and
+   * path match decides. A request no rule matches gets http_default_action.
+   *
+   * @generated from field: repeated warden.v1.HttpRouteRule http_routes = 10;
+   */
+  httpRoutes: HttpRouteRule[];
+
+  /**
+   * Never UNSPECIFIED in a compiled bundle (DENY unless written otherwise).
+   *
+   * @generated from field: warden.v1.PolicyAction http_default_action = 11;
+   */
+  httpDefaultAction: PolicyAction;
+
+  /**
+   * SSH targets: what a session may open. Unset grants nothing.
+   *
+   * @generated from field: warden.v1.SshPermissions ssh = 12;
+   */
+  ssh?: SshPermissions | undefined;
 };
 
 /**
@@ -603,7 +803,123 @@ export type Role = Message<"warden.v1.Role"> & {
  * Use `create(RoleSchema)` to create a new message.
  */
 export const RoleSchema: GenMessage<Role> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 11);
+  messageDesc(file_warden_v1_bundle, 15);
+
+/**
+ * @generated from message warden.v1.HttpRouteRule
+ */
+export type HttpRouteRule = Message<"warden.v1.HttpRouteRule"> & {
+  /**
+   * Stable rule id, reported in audit rule_ids.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Upper-case methods; empty means any method.
+   *
+   * @generated from field: repeated string methods = 2;
+   */
+  methods: string[];
+
+  /**
+   * Path pattern: "*" matches one segment, a trailing "**" any rest
+   * (e.g. "/api/patients/*", "/api/**").
+   *
+   * @generated from field: string path = 3;
+   */
+  path: string;
+
+  /**
+   * ALLOW or DENY (MASK is expressed by `masks` on an ALLOW rule).
+   *
+   * @generated from field: warden.v1.PolicyAction action = 4;
+   */
+  action: PolicyAction;
+
+  /**
+   * JSON response fields to mask, in order.
+   *
+   * @generated from field: repeated warden.v1.JsonFieldMask masks = 5;
+   */
+  masks: JsonFieldMask[];
+};
+
+/**
+ * Describes the message warden.v1.HttpRouteRule.
+ * Use `create(HttpRouteRuleSchema)` to create a new message.
+ */
+export const HttpRouteRuleSchema: GenMessage<HttpRouteRule> = /*@__PURE__*/
+  messageDesc(file_warden_v1_bundle, 16);
+
+/**
+ * @generated from message warden.v1.JsonFieldMask
+ */
+export type JsonFieldMask = Message<"warden.v1.JsonFieldMask"> & {
+  /**
+   * JSONPath subset: "$.a.b", "$.items[*].ssn", "$..ssn", "$.a[0]".
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * @generated from field: warden.v1.MaskSpec mask = 2;
+   */
+  mask?: MaskSpec | undefined;
+};
+
+/**
+ * Describes the message warden.v1.JsonFieldMask.
+ * Use `create(JsonFieldMaskSchema)` to create a new message.
+ */
+export const JsonFieldMaskSchema: GenMessage<JsonFieldMask> = /*@__PURE__*/
+  messageDesc(file_warden_v1_bundle, 17);
+
+/**
+ * @generated from message warden.v1.SshPermissions
+ */
+export type SshPermissions = Message<"warden.v1.SshPermissions"> & {
+  /**
+   * Interactive shells (with or without a PTY).
+   *
+   * @generated from field: bool shell = 1;
+   */
+  shell: boolean;
+
+  /**
+   * exec requests; when exec_commands is non-empty, only commands matching
+   * one of these regular expressions run.
+   *
+   * @generated from field: bool exec = 2;
+   */
+  exec: boolean;
+
+  /**
+   * @generated from field: repeated string exec_commands = 3;
+   */
+  execCommands: string[];
+
+  /**
+   * @generated from field: bool sftp = 4;
+   */
+  sftp: boolean;
+
+  /**
+   * Local (direct-tcpip) forwarding to these "host:port" patterns ("*" wildcard).
+   *
+   * @generated from field: repeated string port_forwards = 5;
+   */
+  portForwards: string[];
+};
+
+/**
+ * Describes the message warden.v1.SshPermissions.
+ * Use `create(SshPermissionsSchema)` to create a new message.
+ */
+export const SshPermissionsSchema: GenMessage<SshPermissions> = /*@__PURE__*/
+  messageDesc(file_warden_v1_bundle, 18);
 
 /**
  * @generated from message warden.v1.TableRule
@@ -644,7 +960,7 @@ export type TableRule = Message<"warden.v1.TableRule"> & {
  * Use `create(TableRuleSchema)` to create a new message.
  */
 export const TableRuleSchema: GenMessage<TableRule> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 12);
+  messageDesc(file_warden_v1_bundle, 19);
 
 /**
  * @generated from message warden.v1.ColumnRule
@@ -701,7 +1017,7 @@ export type ColumnRule = Message<"warden.v1.ColumnRule"> & {
  * Use `create(ColumnRuleSchema)` to create a new message.
  */
 export const ColumnRuleSchema: GenMessage<ColumnRule> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 13);
+  messageDesc(file_warden_v1_bundle, 20);
 
 /**
  * A reference to a masking strategy, with per-use parameters.
@@ -730,7 +1046,7 @@ export type MaskSpec = Message<"warden.v1.MaskSpec"> & {
  * Use `create(MaskSpecSchema)` to create a new message.
  */
 export const MaskSpecSchema: GenMessage<MaskSpec> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 14);
+  messageDesc(file_warden_v1_bundle, 21);
 
 /**
  * @generated from message warden.v1.ClassificationRule
@@ -782,7 +1098,7 @@ export type ClassificationRule = Message<"warden.v1.ClassificationRule"> & {
  * Use `create(ClassificationRuleSchema)` to create a new message.
  */
 export const ClassificationRuleSchema: GenMessage<ClassificationRule> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 15);
+  messageDesc(file_warden_v1_bundle, 22);
 
 /**
  * @generated from message warden.v1.MaskingStrategy
@@ -855,7 +1171,7 @@ export type MaskingStrategy = Message<"warden.v1.MaskingStrategy"> & {
  * Use `create(MaskingStrategySchema)` to create a new message.
  */
 export const MaskingStrategySchema: GenMessage<MaskingStrategy> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 16);
+  messageDesc(file_warden_v1_bundle, 23);
 
 /**
  * Replaces the whole value. Non-text columns become NULL.
@@ -876,7 +1192,7 @@ export type RedactMask = Message<"warden.v1.RedactMask"> & {
  * Use `create(RedactMaskSchema)` to create a new message.
  */
 export const RedactMaskSchema: GenMessage<RedactMask> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 17);
+  messageDesc(file_warden_v1_bundle, 24);
 
 /**
  * Replaces the value with NULL.
@@ -891,7 +1207,7 @@ export type NullifyMask = Message<"warden.v1.NullifyMask"> & {
  * Use `create(NullifyMaskSchema)` to create a new message.
  */
 export const NullifyMaskSchema: GenMessage<NullifyMask> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 18);
+  messageDesc(file_warden_v1_bundle, 25);
 
 /**
  * Keeps the ends of a text value and masks the middle ("***-**-1234").
@@ -923,7 +1239,7 @@ export type PartialMask = Message<"warden.v1.PartialMask"> & {
  * Use `create(PartialMaskSchema)` to create a new message.
  */
 export const PartialMaskSchema: GenMessage<PartialMask> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 19);
+  messageDesc(file_warden_v1_bundle, 26);
 
 /**
  * Replaces the value with a keyed hash so equal inputs still join and group.
@@ -964,7 +1280,7 @@ export type HashMask = Message<"warden.v1.HashMask"> & {
  * Use `create(HashMaskSchema)` to create a new message.
  */
 export const HashMaskSchema: GenMessage<HashMask> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 20);
+  messageDesc(file_warden_v1_bundle, 27);
 
 /**
  * Reduces precision.
@@ -1001,7 +1317,7 @@ export type GeneralizeMask = Message<"warden.v1.GeneralizeMask"> & {
  * Use `create(GeneralizeMaskSchema)` to create a new message.
  */
 export const GeneralizeMaskSchema: GenMessage<GeneralizeMask> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 21);
+  messageDesc(file_warden_v1_bundle, 28);
 
 /**
  * Truncates dates and timestamps (HIPAA Safe Harbor keeps the year only).
@@ -1020,7 +1336,7 @@ export type DateGeneralization = Message<"warden.v1.DateGeneralization"> & {
  * Use `create(DateGeneralizationSchema)` to create a new message.
  */
 export const DateGeneralizationSchema: GenMessage<DateGeneralization> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 22);
+  messageDesc(file_warden_v1_bundle, 29);
 
 /**
  * Rounds numbers down to a bucket and optionally top-codes them
@@ -1047,7 +1363,7 @@ export type NumberGeneralization = Message<"warden.v1.NumberGeneralization"> & {
  * Use `create(NumberGeneralizationSchema)` to create a new message.
  */
 export const NumberGeneralizationSchema: GenMessage<NumberGeneralization> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 23);
+  messageDesc(file_warden_v1_bundle, 30);
 
 /**
  * Keeps the first characters of a code (e.g. ZIP3) and fills the rest.
@@ -1081,7 +1397,7 @@ export type PrefixGeneralization = Message<"warden.v1.PrefixGeneralization"> & {
  * Use `create(PrefixGeneralizationSchema)` to create a new message.
  */
 export const PrefixGeneralizationSchema: GenMessage<PrefixGeneralization> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 24);
+  messageDesc(file_warden_v1_bundle, 31);
 
 /**
  * Hides the local part of an email address and keeps the domain
@@ -1101,7 +1417,7 @@ export type EmailDomainMask = Message<"warden.v1.EmailDomainMask"> & {
  * Use `create(EmailDomainMaskSchema)` to create a new message.
  */
 export const EmailDomainMaskSchema: GenMessage<EmailDomainMask> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 25);
+  messageDesc(file_warden_v1_bundle, 32);
 
 /**
  * Scans free text and replaces what the detectors find.
@@ -1137,7 +1453,7 @@ export type DetectMask = Message<"warden.v1.DetectMask"> & {
  * Use `create(DetectMaskSchema)` to create a new message.
  */
 export const DetectMaskSchema: GenMessage<DetectMask> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 26);
+  messageDesc(file_warden_v1_bundle, 33);
 
 /**
  * An ApprovalRule holds a statement until enough approvers agree.
@@ -1208,7 +1524,7 @@ export type ApprovalRule = Message<"warden.v1.ApprovalRule"> & {
  * Use `create(ApprovalRuleSchema)` to create a new message.
  */
 export const ApprovalRuleSchema: GenMessage<ApprovalRule> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 27);
+  messageDesc(file_warden_v1_bundle, 34);
 
 /**
  * When an approval rule applies. Every condition that is set must hold (AND);
@@ -1293,6 +1609,28 @@ export type ApprovalMatch = Message<"warden.v1.ApprovalMatch"> & {
    * @generated from field: bool unmask = 11;
    */
   unmask: boolean;
+
+  /**
+   * HTTP requests whose "METHOD /path" matches one of these regular
+   * expressions. Set only on rules meant for HTTP targets.
+   *
+   * @generated from field: repeated string http_routes = 12;
+   */
+  httpRoutes: string[];
+
+  /**
+   * SSH exec commands matching one of these regular expressions.
+   *
+   * @generated from field: repeated string ssh_commands = 13;
+   */
+  sshCommands: string[];
+
+  /**
+   * The start of an interactive SSH shell.
+   *
+   * @generated from field: bool ssh_shell = 14;
+   */
+  sshShell: boolean;
 };
 
 /**
@@ -1300,7 +1638,7 @@ export type ApprovalMatch = Message<"warden.v1.ApprovalMatch"> & {
  * Use `create(ApprovalMatchSchema)` to create a new message.
  */
 export const ApprovalMatchSchema: GenMessage<ApprovalMatch> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 28);
+  messageDesc(file_warden_v1_bundle, 35);
 
 /**
  * @generated from message warden.v1.TimeCondition
@@ -1325,7 +1663,7 @@ export type TimeCondition = Message<"warden.v1.TimeCondition"> & {
  * Use `create(TimeConditionSchema)` to create a new message.
  */
 export const TimeConditionSchema: GenMessage<TimeCondition> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 29);
+  messageDesc(file_warden_v1_bundle, 36);
 
 /**
  * @generated from message warden.v1.TimeWindow
@@ -1366,7 +1704,7 @@ export type TimeWindow = Message<"warden.v1.TimeWindow"> & {
  * Use `create(TimeWindowSchema)` to create a new message.
  */
 export const TimeWindowSchema: GenMessage<TimeWindow> = /*@__PURE__*/
-  messageDesc(file_warden_v1_bundle, 30);
+  messageDesc(file_warden_v1_bundle, 37);
 
 /**
  * @generated from enum warden.v1.PostgresTlsMode
