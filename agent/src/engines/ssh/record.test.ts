@@ -5,7 +5,7 @@ import { castOf, replayCast, TerminalRecorder } from './record.js';
 describe('asciicast v2 terminal recording', () => {
   it('keeps characters split across packets whole, orders events, and replays to the same bytes', () => {
     const events: SessionEvent[] = [];
-    const rec = new TerminalRecorder('s1', 2, { width: 100, height: 30, term: 'xterm', command: 'cat' }, (e) => events.push(e));
+    const rec = new TerminalRecorder('s1', 2, { width: 100, height: 30, term: 'xterm', command: 'cat' }, (e) => events.push(e), true);
     const text = 'naïve café — 患者 ✓\r\n';
     const bytes = Buffer.from(text);
     // Every byte its own packet: multi-byte characters arrive in pieces.
@@ -27,6 +27,18 @@ describe('asciicast v2 terminal recording', () => {
       expect(data).not.toContain('\uFFFD');
     }
     expect(castOf(events, 's1', 1)).toBe('');
+  });
+
+  it('keeps no keystrokes unless asked to (a password typed with echo off is a secret)', () => {
+    const events: SessionEvent[] = [];
+    const rec = new TerminalRecorder('s3', 0, { width: 80, height: 24 }, (e) => events.push(e));
+    rec.output(Buffer.from('[sudo] password: '));
+    rec.input(Buffer.from('hunter2\r'));
+    rec.close();
+    const replay = replayCast(castOf(events, 's3', 0));
+    expect(replay.output).toBe('[sudo] password: ');
+    expect(replay.input).toBe('');
+    expect(JSON.stringify(events)).not.toContain('hunter2');
   });
 
   it('writes chunks while the session runs, not only at its end', () => {

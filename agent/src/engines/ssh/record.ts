@@ -6,9 +6,10 @@
  * its end. Concatenating a channel's chunks in sequence order gives a .cast
  * file any asciinema player replays (castOf below does exactly that).
  *
- * Input ("i") is recorded too: an auditor needs what was typed as well as
- * what was shown. Terminal echo is off for passwords the host asks for, but
- * the keystrokes still pass the agent and are kept.
+ * Input ("i") is not recorded by default: what a person types with echo off
+ * is a password (sudo, a database prompt), and Warden never keeps secrets.
+ * What was typed with echo on is in the output anyway. `recordInput` turns
+ * keystroke capture on for deployments that need it.
  */
 import type { SessionEvent } from '../../audit/events.js';
 
@@ -34,6 +35,7 @@ export class TerminalRecorder {
     private readonly channel: number,
     header: CastHeader,
     private readonly emit: (event: SessionEvent) => void,
+    private readonly recordInput = false,
   ) {
     this.push(
       JSON.stringify({
@@ -52,7 +54,7 @@ export class TerminalRecorder {
   }
 
   input(data: Buffer): void {
-    this.event('i', data);
+    if (this.recordInput) this.event('i', data);
   }
 
   resize(cols: number, rows: number): void {
