@@ -10,23 +10,27 @@ import type { RecordedIdentity, SessionEvent } from '../audit/events.js';
 import { statementHash, type ApprovalBroker } from './broker.js';
 import { approvalEvidenceEvent } from './evidence.js';
 
-export interface ActionHold {
+/** Who is asking and where the evidence goes: the same for every engine's holds. */
+export interface HoldSubject {
   broker: ApprovalBroker;
   sessionId: string;
   identity: RecordedIdentity;
   role: string;
   target: string;
   bundleVersion: string;
+  record(event: SessionEvent): void;
+  /** Observes how long the held work waited (metrics). */
+  waited?(seconds: number, outcome: 'approved' | 'refused'): void;
+}
+
+export interface ActionHold extends HoldSubject {
   rule: ApprovalRule;
   /** What the approver reads and the record keeps, e.g. "DELETE /api/patients/7" or "rm -rf /data". */
   text: string;
   /** Bytes the approval also binds (a request body); not shown to the approver. */
   payload?: Buffer;
-  record(event: SessionEvent): void;
   /** Told once the request is sent: its id and how long it may wait. */
   waiting?(requestId: string, timeoutMs: number): void;
-  /** Observes how long the action waited (metrics). */
-  waited?(seconds: number, outcome: 'approved' | 'refused'): void;
 }
 
 export interface ActionVerdict {

@@ -14,3 +14,20 @@ export interface ProtocolEngine {
    */
   stop(graceMs?: number): Promise<void>;
 }
+
+/** What every engine's server can do: listen, say where, report errors (net, http, https and ssh2 servers alike). */
+interface ListeningServer {
+  listen(port: number, address: string, done: () => void): unknown;
+  address(): unknown;
+  once(event: 'error', listener: (err: Error) => void): unknown;
+}
+
+/** Binds `server` and resolves with the bound address (port 0 picks a free one); rejects if the port is taken. */
+export async function listenOn(server: ListeningServer, port: number, address: string): Promise<{ address: string; port: number }> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, address, () => resolve());
+  });
+  const bound = server.address() as { address: string; port: number };
+  return { address: bound.address, port: bound.port };
+}

@@ -6,9 +6,8 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import type net from 'node:net';
 import type { Logger } from 'pino';
-import type { ProtocolEngine } from '../engine.js';
+import { listenOn, type ProtocolEngine } from '../engine.js';
 import type { SessionEndReason } from '../../audit/events.js';
 import { handleExchange, type HttpSessionContext } from './exchange.js';
 
@@ -67,12 +66,7 @@ export class HttpEngine implements ProtocolEngine {
     server.requestTimeout = 0;
     server.headersTimeout = 30_000;
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.opts.port, this.opts.address, () => resolve());
-    });
-    const addr = server.address() as net.AddressInfo;
-    return { address: addr.address, port: addr.port };
+    return listenOn(server, this.opts.port, this.opts.address);
   }
 
   async stop(): Promise<void> {

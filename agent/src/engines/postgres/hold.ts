@@ -13,6 +13,7 @@ import type { ApprovalBroker, HoldOutcome } from '../../approval/broker.js';
 import { statementHash } from '../../approval/broker.js';
 import { approvalEvidenceEvent } from '../../approval/evidence.js';
 import type { ApprovalCandidate } from '../../policy/approval-rules.js';
+import type { HoldSubject } from '../../approval/hold-action.js';
 import type { Decision } from '../../policy/decide.js';
 import type { RecordedIdentity, RecordedValue, SessionEvent } from '../../audit/events.js';
 import { normalizeSql } from '../../sql/index.js';
@@ -26,20 +27,11 @@ export interface HoldVerdict {
   unmask?: Array<Set<number>>;
 }
 
-export interface HoldContext {
-  broker: ApprovalBroker;
-  sessionId: string;
-  identity: RecordedIdentity;
-  role: string;
-  target: string;
-  bundleVersion: string;
+export interface HoldContext extends HoldSubject {
   /** The role masks PHI: the request then carries the statement's shape and masked parameters only. */
   restrictsPhi: boolean;
   /** Sends a protocol message to the client at the next safe point of the stream. */
   notify(message: Buffer): void;
-  record(event: SessionEvent): void;
-  /** Observes how long a statement waited (metrics). */
-  waited?(seconds: number, outcome: 'approved' | 'refused'): void;
 }
 
 export class StatementHolds {

@@ -11,7 +11,7 @@ import { decodeStartupPacket, negotiateProtocolVersion } from './wire/startup.js
 import { HandshakeError, HandshakeReader } from './wire/handshake-reader.js';
 import { backend } from './wire/backend-messages.js';
 import { runSession, type LiveSession, type SessionContext } from './session.js';
-import type { ProtocolEngine } from '../engine.js';
+import { listenOn, type ProtocolEngine } from '../engine.js';
 import type { CancelRegistry } from './cancel.js';
 
 export interface PostgresListenerOptions {
@@ -58,12 +58,7 @@ export class PostgresEngine implements ProtocolEngine {
   async start(): Promise<{ address: string; port: number }> {
     const server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.opts.port, this.opts.address, () => resolve());
-    });
-    const addr = server.address() as net.AddressInfo;
-    return { address: addr.address, port: addr.port };
+    return listenOn(server, this.opts.port, this.opts.address);
   }
 
   async stop(graceMs = 0): Promise<void> {

@@ -4,9 +4,8 @@
  * arrived (session.ts).
  */
 import ssh2 from 'ssh2';
-import type net from 'node:net';
 import type { Logger } from 'pino';
-import type { ProtocolEngine } from '../engine.js';
+import { listenOn, type ProtocolEngine } from '../engine.js';
 import type { SessionEndReason } from '../../audit/events.js';
 import { runSshConnection, type SshSessionContext } from './session.js';
 
@@ -59,12 +58,7 @@ export class SshEngine implements ProtocolEngine {
     });
     server.on('error', (err: Error) => this.opts.log.warn({ err: err.message }, 'ssh server error'));
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.opts.port, this.opts.address, () => resolve());
-    });
-    const addr = server.address() as net.AddressInfo;
-    return { address: addr.address, port: addr.port };
+    return listenOn(server, this.opts.port, this.opts.address);
   }
 
   async stop(): Promise<void> {
