@@ -9,13 +9,13 @@
  */
 import { durationMs } from '@bufbuild/protobuf/wkt';
 import { StatementKind } from '../../../../proto/src/index.js';
-import type { ApprovalBroker, HoldOutcome } from '../../approval/broker.js';
+import type { HoldOutcome } from '../../approval/broker.js';
 import { statementHash } from '../../approval/broker.js';
 import { approvalEvidenceEvent } from '../../approval/evidence.js';
 import type { ApprovalCandidate } from '../../policy/approval-rules.js';
 import type { HoldSubject } from '../../approval/hold-action.js';
 import type { Decision } from '../../policy/decide.js';
-import type { RecordedIdentity, RecordedValue, SessionEvent } from '../../audit/events.js';
+import type { RecordedValue } from '../../audit/events.js';
 import { normalizeSql } from '../../sql/index.js';
 import { backend } from './wire/backend-messages.js';
 
