@@ -106,6 +106,22 @@ describe('evidence export', () => {
     expect(JSON.parse(r.stdout)).toEqual([expect.objectContaining({ id: stack.agent.agentId, name: 'demo-agent', connected: true, appliedVersion: stack.cp.watcher.current!.sha })]);
   });
 
+  it('agrees with the audit log itself', async () => {
+    let statements = 0;
+    let denied = 0;
+    let masked = 0;
+    for await (const batch of stack.cp.audit.scan(500)) {
+      for (const row of batch) {
+        const st = (JSON.parse(row.payload) as { statement?: { decision?: string; maskedValues?: string } }).statement;
+        if (!st) continue;
+        statements++;
+        if (st.decision === 'STATEMENT_DECISION_DENY') denied++;
+        masked += Number(st.maskedValues ?? 0);
+      }
+    }
+    expect(report.summary).toMatchObject({ statements, denials: denied, valuesMasked: masked });
+  });
+
   it('writes one CSV per section', () => {
     const files = fs.readdirSync(outDir).filter((f) => f.endsWith('.csv')).map((f) => f.replace(/^evidence-[\d-]+-/, ''));
     expect(files.sort()).toEqual(['access_over_time.csv', 'approvals.csv', 'columns.csv', 'denials.csv', 'identities.csv', 'policy_versions.csv', 'sessions.csv', 'summary.csv']);
