@@ -29,7 +29,7 @@ describe('just-in-time approval', () => {
     void query.then(() => (settled = true), () => (settled = true));
     const id = await heldRequestId(c);
     expect(c.notices[0]).toContain('rule care-contact-unmask');
-    // Replica B heard of the request through Redis, though the s.agent talks to replica A.
+    // Replica B heard of the request through Redis, though the agent talks to replica A.
     await expect.poll(() => announcedOnB).toContain(id);
 
     const pending = await api(s.cpB, 'GET', '/v1/approvals?state=pending', await person('nurse-1', ['charge-nurses']));
@@ -60,7 +60,7 @@ describe('just-in-time approval', () => {
     expect(second.json.state).toBe('approved');
     const result = await query;
     const latency = performance.now() - t0;
-    console.log(`approval decision (replica B) → s.rows at the client (s.agent on replica A): ${latency.toFixed(1)} ms`);
+    console.log(`approval decision (replica B) → rows at the client (agent on replica A): ${latency.toFixed(1)} ms`);
     expect(result.rows).toEqual([{ id: String(patient.id), first_name: patient.first_name, phone: patient.phone }]);
     await c.end();
 
@@ -145,7 +145,7 @@ describe('just-in-time approval', () => {
     await waitForState(id2, 'withdrawn');
   });
 
-  it('keeps a pending request across a control-plane restart: the s.agent resends it and the decision still reaches the client', async () => {
+  it('keeps a pending request across a control-plane restart: the agent resends it and the decision still reaches the client', async () => {
     const c = await client('care-bot', 'care-coordinators');
     const query = c.query(`SELECT email FROM ${PHI}.patients WHERE id = 4`);
     const id = await heldRequestId(c);
