@@ -17,6 +17,7 @@ import { makeRepo } from '../../control-plane/src/gitops/test-support.js';
 import { startOidcIssuer } from '../../test/support/oidc-issuer.js';
 import { hospitalRepoIn } from '../../test/support/hospital-repo.js';
 import { services } from '../../test/support/services.js';
+import { testControlPlaneConfig, TEST_REDIS_URL } from '../../test/support/control-plane-config.js';
 import { loadPhi } from '../../test/fixtures/phi/generate.js';
 import { quantile, type ReportSection } from './report.js';
 
@@ -41,18 +42,10 @@ export async function approvalLatency(log: (s: string) => void, rounds = 20): Pr
     const files = hospitalRepoIn(phi);
     files['identity.yaml'] = files['identity.yaml']!.replaceAll('https://idp.example.org/realms/hospital', issuer.issuer);
     await repo.commit(files, 'hospital policy');
-    const config: ControlPlaneConfig = {
-      databaseUrl: `postgres://${services.postgres.user}@${services.postgres.host}:${services.postgres.port}/${services.postgres.database}`,
-      databaseSchema: cpSchema,
-      grpc: { address: '127.0.0.1', port: 0 },
-      signingKeyFile: path.join(work, 'signing.key'),
-      repository: { path: repo.dir },
-      branch: 'main',
-      pollIntervalMs: 60_000,
-      http: { address: '127.0.0.1', port: 0 },
-      people: { issuers: [{ issuer: issuer.issuer, audience: 'warden-api' }], capabilities: { admin: [], approver: ['charge-nurses'], auditor: [] } },
-      approvals: { redisUrl: `redis://${services.redis.host}:${services.redis.port}` },
-    };
+    const config: ControlPlaneConfig = testControlPlaneConfig(
+      { repoDir: repo.dir, issuer: issuer.issuer, signingKeyFile: path.join(work, 'signing.key'), schema: cpSchema, capabilities: { approver: ['charge-nurses'] } },
+      { approvals: { redisUrl: TEST_REDIS_URL } },
+    );
     for (let i = 0; i < 2; i++) cps.push(await startControlPlane({ ...config, grpc: { ...config.grpc } }, { log: silent }));
     for (const cp of cps) for (let i = 0; i < 200 && !cp.watcher.current; i++) await new Promise((r) => setTimeout(r, 25));
     const [a, b] = cps as [RunningControlPlane, RunningControlPlane];

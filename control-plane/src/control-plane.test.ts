@@ -15,6 +15,7 @@ import { HOSPITAL_REPO } from './config/example-repo.js';
 import { startOidcIssuer, type TestIssuer } from '../../test/support/oidc-issuer.js';
 import type { PolicyBundle } from '../../proto/src/index.js';
 import { localTopology } from '../../test/support/hospital-repo.js';
+import { testControlPlaneConfig } from '../../test/support/control-plane-config.js';
 import { MIGRATIONS } from './db/migrations.js';
 
 const LOCAL_TOPOLOGY = localTopology();
@@ -30,18 +31,10 @@ beforeAll(async () => {
   repo = await makeRepo();
   await repo.commit({ ...HOSPITAL_REPO, ...LOCAL_TOPOLOGY }, 'initial policy');
   cp = await startControlPlane(
-    {
-      databaseUrl: `postgres://${services.postgres.user}@${services.postgres.host}:${services.postgres.port}/${services.postgres.database}`,
-      databaseSchema: `cp_test_${process.pid}`,
-      grpc: { address: '127.0.0.1', port: 0 },
-      signingKeyFile: path.join(await tempDir('warden-cp-key-'), 'signing.key'),
-      repository: { path: repo.dir },
-      branch: 'main',
-      pollIntervalMs: 60_000,
-      webhookSecretRef: 'env:WARDEN_TEST_WEBHOOK_SECRET',
-      http: { address: '127.0.0.1', port: 0 },
-      people: { issuers: [{ issuer: issuer.issuer, audience: 'warden-api' }], capabilities: { admin: ['admins'], approver: [], auditor: ['auditors'] } },
-    },
+    testControlPlaneConfig(
+      { repoDir: repo.dir, issuer: issuer.issuer, signingKeyFile: path.join(await tempDir('warden-cp-key-'), 'signing.key'), schema: `cp_test_${process.pid}`, capabilities: { admin: ['admins'], auditor: ['auditors'] } },
+      { webhookSecretRef: 'env:WARDEN_TEST_WEBHOOK_SECRET' },
+    ),
     { log: silentLogger },
   );
   cp.onBundle((b) => bundles.push(b));
@@ -145,15 +138,7 @@ describe('control plane', () => {
 describe('control plane without a database server', () => {
   it('runs on the embedded PostgreSQL: enrollment tokens, agents and the audit chain', async () => {
     const embedded = await startControlPlane(
-      {
-        grpc: { address: '127.0.0.1', port: 0 },
-        signingKeyFile: path.join(await tempDir('warden-cp-key-'), 'signing.key'),
-        repository: { path: repo.dir },
-        branch: 'main',
-        pollIntervalMs: 60_000,
-        http: { address: '127.0.0.1', port: 0 },
-        people: { issuers: [{ issuer: issuer.issuer, audience: 'warden-api' }], capabilities: { admin: [], approver: [], auditor: ['auditors'] } },
-      },
+      testControlPlaneConfig({ repoDir: repo.dir, issuer: issuer.issuer, signingKeyFile: path.join(await tempDir('warden-cp-key-'), 'signing.key'), capabilities: { auditor: ['auditors'] } }),
       { log: silentLogger },
     );
     try {
@@ -172,17 +157,7 @@ describe('control plane without a database server', () => {
 describe('control-plane replicas', () => {
   it('two starting together on a fresh schema both come up; the schema is migrated once', async () => {
     const schema = `cp_replicas_${process.pid}`;
-    const config = async () => ({
-      databaseUrl: `postgres://${services.postgres.user}@${services.postgres.host}:${services.postgres.port}/${services.postgres.database}`,
-      databaseSchema: schema,
-      grpc: { address: '127.0.0.1', port: 0 },
-      signingKeyFile: path.join(await tempDir('warden-cp-key-'), 'signing.key'),
-      repository: { path: repo.dir },
-      branch: 'main',
-      pollIntervalMs: 60_000,
-      http: { address: '127.0.0.1', port: 0 },
-      people: { issuers: [{ issuer: issuer.issuer, audience: 'warden-api' }], capabilities: { admin: [], approver: [], auditor: [] } },
-    });
+    const config = async () => testControlPlaneConfig({ repoDir: repo.dir, issuer: issuer.issuer, signingKeyFile: path.join(await tempDir('warden-cp-key-'), 'signing.key'), schema });
     const p = new pg.Pool({ ...services.postgres, max: 1 });
     const started = await Promise.allSettled([startControlPlane(await config(), { log: silentLogger }), startControlPlane(await config(), { log: silentLogger })]);
     const replicas = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));

@@ -18,13 +18,11 @@ import { startManagedAgent, type ManagedAgent } from '../../agent/src/control/ma
 import { startOidcIssuer, type TestIssuer } from '../support/oidc-issuer.js';
 import { hospitalRepoIn } from '../support/hospital-repo.js';
 import { directClient } from '../support/agent-harness.js';
-import { services } from '../support/services.js';
+import { testControlPlaneConfig, TEST_REDIS_URL } from '../support/control-plane-config.js';
 import { loadPhi, type PhiRows } from '../fixtures/phi/generate.js';
 
 export const PHI = `appr_${process.pid}`;
 export const CP_SCHEMA = `appr_cp_${process.pid}`;
-const REDIS = `redis://${services.redis.host}:${services.redis.port}`;
-const DB_URL = `postgres://${services.postgres.user}@${services.postgres.host}:${services.postgres.port}/${services.postgres.database}`;
 
 /** Filled in before the tests run; replica A is replaced when a test restarts it. */
 export interface ApprovalStack {
@@ -66,22 +64,17 @@ spec:
   return { ...files, 'approvals.yaml': text + grant, 'roles/clinical-analytics.yaml': analytics };
 }
 
-async function cpConfig(keyFile: string, repoDir: string, grpcPort = 0): Promise<ControlPlaneConfig> {
-  return {
-    databaseUrl: DB_URL,
-    databaseSchema: CP_SCHEMA,
-    grpc: { address: '127.0.0.1', port: grpcPort },
-    signingKeyFile: keyFile,
-    repository: { path: repoDir },
-    branch: 'main',
-    pollIntervalMs: 60_000,
-    http: { address: '127.0.0.1', port: 0 },
-    people: {
-      issuers: [{ issuer: s.issuer.issuer, audience: 'warden-api' }],
-      capabilities: { admin: [], approver: ['charge-nurses', 'billing-leads', 'privacy-office'], auditor: ['auditors'] },
+function cpConfig(keyFile: string, repoDir: string): ControlPlaneConfig {
+  return testControlPlaneConfig(
+    { repoDir, issuer: s.issuer.issuer, signingKeyFile: keyFile, schema: CP_SCHEMA, capabilities: { approver: ['charge-nurses', 'billing-leads', 'privacy-office'], auditor: ['auditors'] } },
+    {
+      approvals: {
+        redisUrl: TEST_REDIS_URL,
+        sweepMs: 200,
+        slack: { webhookUrlRef: 'env:WARDEN_TEST_SLACK_URL', signingSecretRef: 'env:WARDEN_TEST_SLACK_SECRET', users: { U_LEAD: { subject: 'lead-1', issuer: s.issuer.issuer, groups: ['billing-leads'] } } },
+      },
     },
-    approvals: { redisUrl: REDIS, sweepMs: 200, slack: { webhookUrlRef: 'env:WARDEN_TEST_SLACK_URL', signingSecretRef: 'env:WARDEN_TEST_SLACK_SECRET', users: { U_LEAD: { subject: 'lead-1', issuer: s.issuer?.issuer ?? '', groups: ['billing-leads'] } } } },
-  };
+  );
 }
 
 async function ready(cp: RunningControlPlane): Promise<void> {
@@ -116,9 +109,9 @@ export function useApprovalStack(): ApprovalStack {
     files['identity.yaml'] = files['identity.yaml']!.replaceAll('https://idp.example.org/realms/hospital', s.issuer.issuer);
     await repo.commit(files, 'hospital policy');
     const keyFile = path.join(await tempDir('warden-appr-key-'), 'signing.key');
-    configA = await cpConfig(keyFile, repo.dir);
+    configA = cpConfig(keyFile, repo.dir);
     s.cpA = await startControlPlane(configA, { log: silentLogger });
-    s.cpB = await startControlPlane(await cpConfig(keyFile, repo.dir), { log: silentLogger });
+    s.cpB = await startControlPlane(cpConfig(keyFile, repo.dir), { log: silentLogger });
     await ready(s.cpA);
     await ready(s.cpB);
     configA.grpc.port = s.cpA.grpcPort;

@@ -21,11 +21,9 @@ import { PassThrough, type Writable } from 'node:stream';
 import { startOidcIssuer, type TestIssuer } from '../support/oidc-issuer.js';
 import { startSshd, type TestSshd } from '../support/sshd.js';
 import { directClient } from '../support/agent-harness.js';
-import { services } from '../support/services.js';
+import { testControlPlaneConfig, TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/control-plane-config.js';
 
 const CP_SCHEMA = `sshhttp_cp_${process.pid}`;
-const REDIS = `redis://${services.redis.host}:${services.redis.port}`;
-const DB_URL = `postgres://${services.postgres.user}@${services.postgres.host}:${services.postgres.port}/${services.postgres.database}`;
 const SCRATCH = `/tmp/warden-approval-${process.pid}`;
 
 let issuer: TestIssuer;
@@ -119,18 +117,10 @@ beforeAll(async () => {
   const repo = await makeRepo();
   await repo.commit(repoFiles((upstream.address() as net.AddressInfo).port), 'http and ssh targets');
   cp = await startControlPlane(
-    {
-      databaseUrl: DB_URL,
-      databaseSchema: CP_SCHEMA,
-      grpc: { address: '127.0.0.1', port: 0 },
-      signingKeyFile: path.join(await tempDir('warden-sshhttp-key-'), 'signing.key'),
-      repository: { path: repo.dir },
-      branch: 'main',
-      pollIntervalMs: 60_000,
-      http: { address: '127.0.0.1', port: 0 },
-      people: { issuers: [{ issuer: issuer.issuer, audience: 'warden-api' }], capabilities: { admin: [], approver: ['charge-nurses'], auditor: ['auditors'] } },
-      approvals: { redisUrl: REDIS, sweepMs: 200 },
-    },
+    testControlPlaneConfig(
+      { repoDir: repo.dir, issuer: issuer.issuer, signingKeyFile: path.join(await tempDir('warden-sshhttp-key-'), 'signing.key'), schema: CP_SCHEMA, capabilities: { approver: ['charge-nurses'], auditor: ['auditors'] } },
+      { approvals: { redisUrl: TEST_REDIS_URL, sweepMs: 200 } },
+    ),
     { log: silentLogger },
   );
   for (let i = 0; i < 200 && !cp.watcher.current; i++) await new Promise((r) => setTimeout(r, 25));
@@ -298,7 +288,7 @@ describe('approval on HTTP and SSH targets', () => {
     expect(cast.output).toBe('still usable\n');
 
     // warden sessions replay writes the same recording as a .cast file, and names it in the text replay.
-    const db = { 'database-url': DB_URL, schema: CP_SCHEMA };
+    const db = { 'database-url': TEST_DATABASE_URL, schema: CP_SCHEMA };
     const castFile = await collect((out) => sessionsCommand('replay', [sessionId], { ...db, cast: '4' }, 'text', out));
     expect(castFile.code).toBe(0);
     expect(replayCast(castFile.text)).toEqual(cast);

@@ -31,3 +31,14 @@ export async function listenOn(server: ListeningServer, port: number, address: s
   const bound = server.address() as { address: string; port: number };
   return { address: bound.address, port: bound.port };
 }
+
+/** A session context for the session about to start, registered in `live` (so stop() can end it) until it untracks itself. */
+export function trackedContext<C, S>(context: C, live: Set<S>): C & { track(session: S): () => void } {
+  return {
+    ...context,
+    track: (session: S) => {
+      live.add(session);
+      return () => live.delete(session);
+    },
+  };
+}

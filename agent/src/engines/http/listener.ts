@@ -7,7 +7,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Logger } from 'pino';
-import { listenOn, type ProtocolEngine } from '../engine.js';
+import { listenOn, trackedContext, type ProtocolEngine } from '../engine.js';
 import type { SessionEndReason } from '../../audit/events.js';
 import { handleExchange, type HttpSessionContext } from './exchange.js';
 
@@ -44,13 +44,7 @@ export class HttpEngine implements ProtocolEngine {
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       let ctx: HttpSessionContext;
       try {
-        ctx = {
-          ...this.opts.session(),
-          track: (end) => {
-            this.live.add(end);
-            return () => this.live.delete(end);
-          },
-        };
+        ctx = trackedContext(this.opts.session(), this.live);
       } catch (err) {
         this.opts.log.error({ err: (err as Error).message }, 'no session context');
         res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'unavailable', message: (err as Error).message }));

@@ -6,20 +6,13 @@
  */
 import type { ServerChannel } from 'ssh2';
 import type { ApprovalBroker } from '../../approval/broker.js';
-import { holdAction } from '../../approval/hold-action.js';
-import type { RecordedIdentity, SessionEvent } from '../../audit/events.js';
+import { holdAction, type HoldSubject } from '../../approval/hold-action.js';
 import type { ProtocolApprovalRules } from '../../policy/approval-rules.js';
 import { describeAction, type SshAction, type SshRolePolicy } from './decide.js';
 
-export interface GateContext {
+export interface GateContext extends Omit<HoldSubject, 'broker' | 'waited'> {
   policy: SshRolePolicy;
-  approvals?: { broker: ApprovalBroker; rules: ProtocolApprovalRules; waited?: (seconds: number, outcome: 'approved' | 'refused') => void };
-  sessionId: string;
-  identity: RecordedIdentity;
-  role: string;
-  target: string;
-  bundleVersion: string;
-  record(event: SessionEvent): void;
+  approvals?: { broker: ApprovalBroker; rules: ProtocolApprovalRules; waited?: HoldSubject['waited'] };
 }
 
 export interface GateResult {

@@ -5,7 +5,7 @@
  */
 import ssh2 from 'ssh2';
 import type { Logger } from 'pino';
-import { listenOn, type ProtocolEngine } from '../engine.js';
+import { listenOn, trackedContext, type ProtocolEngine } from '../engine.js';
 import type { SessionEndReason } from '../../audit/events.js';
 import { runSshConnection, type SshSessionContext } from './session.js';
 
@@ -42,13 +42,7 @@ export class SshEngine implements ProtocolEngine {
       client.on('close', () => this.connections.delete(client));
       let ctx: SshSessionContext;
       try {
-        ctx = {
-          ...this.opts.session(),
-          track: (end) => {
-            this.live.add(end);
-            return () => this.live.delete(end);
-          },
-        };
+        ctx = trackedContext(this.opts.session(), this.live);
       } catch (err) {
         this.opts.log.error({ err: (err as Error).message }, 'no session context');
         client.end();
