@@ -48,6 +48,8 @@ export class ApprovalRules {
   candidates(role: CompiledRole, analyses: StatementAnalysis[], decision: Decision, kinds: StatementKind[]): ApprovalCandidate[] {
     if (decision.action === 'deny' || this.rules.length === 0) return [];
     const out: ApprovalCandidate[] = [];
+    const touched = analyses.flatMap((a) => [...a.reads, ...a.writes]);
+    const columns = decision.touched ?? [...new Set(touched.map((c) => `${c.schema}.${c.table}.${c.column}`))];
     for (const r of this.rules) {
       const m = r.rule.match;
       if (!m || !forSql(m)) continue;
@@ -56,8 +58,6 @@ export class ApprovalRules {
       if (m.statementKinds.length > 0 && !kinds.some((k) => m.statementKinds.includes(k))) continue;
       if (m.ddl && !kinds.includes(StatementKind.DDL)) continue;
       if (m.writeWithoutWhere && !analyses.some((a) => WRITE_KINDS.has(a.kind) && !a.hasWhere)) continue;
-      const touched = analyses.flatMap((a) => [...a.reads, ...a.writes]);
-      const columns = [...new Set(touched.map((c) => `${c.schema}.${c.table}.${c.column}`))];
       if (r.tables.length > 0 && !analyses.some((a) => a.tables.some((t) => r.tables.some((p) => p(t.schema, t.table))))) continue;
       const columnMatches = (c: ColumnRef): boolean =>
         (r.columns.length === 0 || r.columns.some((p) => p(c.schema, c.table, c.column))) &&
