@@ -9,3 +9,5 @@ export * from '../gen/warden/v1/agent_service_pb.js';
 export * from './grpc.js';
 export * from './hello.js';
 export * from './approval-signature.js';
+export * from './binary-to-json.js';
+export * from './audit-event-identity.js';

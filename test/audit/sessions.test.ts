@@ -15,6 +15,8 @@ import { auditRecordOf } from '../../control-plane/src/audit/audit-record.js';
 import { SessionQuery } from '../../control-plane/src/audit/session-query.js';
 import { buildApi } from '../../control-plane/src/api/server.js';
 import { toAuditEvent } from '../../agent/src/audit/to-proto.js';
+import { toBinary } from '@bufbuild/protobuf';
+import { AuditEventSchema } from '../../proto/src/index.js';
 import type { SessionEvent } from '../../agent/src/audit/events.js';
 import { TokenVerifier } from '../../agent/src/identity/index.js';
 import { startOidcIssuer, type TestIssuer } from '../support/oidc-issuer.js';
@@ -73,7 +75,7 @@ beforeAll(async () => {
   const chain = new AuditChain(pool, schema);
   await chain.migrate();
   // Appended as the agent service does: one sequence per session event, in the stored JSON shape.
-  await chain.append(sessions.flatMap((events) => events.map((e, i) => auditRecordOf('agent-east-1', toAuditEvent(e, i + 1, 'bundle-v1')))));
+  await chain.append(sessions.flatMap((events) => events.map((e, i) => auditRecordOf('agent-east-1', toBinary(AuditEventSchema, toAuditEvent(e, i + 1, 'bundle-v1'))))));
   issuer = await startOidcIssuer();
   api = await buildApi({
     people: { verifier: new TokenVerifier([{ issuer: issuer.issuer, audience: 'warden-api' }]), capabilities: { admin: ['platform-admins'], approver: ['approvers'], auditor: ['compliance'] } },

@@ -438,7 +438,10 @@ async function startControlPlane(credentials: grpc.ServerCredentials) {
         switch (kind.case) {
           case 'auditBatch': {
             const last = new Map<string, bigint>();
-            for (const event of kind.value.events) last.set(event.sessionId, event.sequence);
+            for (const bytes of kind.value.events) {
+              const event = fromBinary(AuditEventSchema, bytes);
+              last.set(event.sessionId, event.sequence);
+            }
             for (const [sessionId, upToSequence] of last) {
               call.write({ kind: { case: 'auditAck', value: { sessionId, upToSequence } } });
             }
@@ -632,7 +635,7 @@ function runAgent(client: AgentClient, agentId: string, agentKey: KeyObject, enr
               },
             }),
           );
-          stream.write({ kind: { case: 'auditBatch', value: { events: AUDIT_EVENTS } } });
+          stream.write({ kind: { case: 'auditBatch', value: { events: AUDIT_EVENTS.map((e) => toBinary(AuditEventSchema, e)) } } });
           stream.write({
             kind: {
               case: 'approvalRequest',
@@ -745,7 +748,7 @@ async function exerciseAgentService(client: AgentClient, controlPlane: Awaited<R
   expect(batch?.case).toBe('auditBatch');
   if (batch?.case === 'auditBatch') {
     expect(batch.value.events).toHaveLength(AUDIT_EVENTS.length);
-    batch.value.events.forEach((event, i) => expect(equals(AuditEventSchema, event, AUDIT_EVENTS[i]!)).toBe(true));
+    batch.value.events.forEach((bytes, i) => expect(equals(AuditEventSchema, fromBinary(AuditEventSchema, bytes), AUDIT_EVENTS[i]!)).toBe(true));
   }
   return transcript;
 }

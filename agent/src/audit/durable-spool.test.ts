@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { fromBinary } from '@bufbuild/protobuf';
+import { AuditEventSchema } from '../../../proto/src/index.js';
 import { DurableSpool } from './durable-spool.js';
 import type { SessionEvent } from './events.js';
 
@@ -27,18 +29,63 @@ describe('durable audit spool', () => {
     b.ack('s2', 3);
     expect(b.pending()).toEqual([]);
     // Fully acknowledged: the files start afresh.
-    expect(fs.statSync(path.join(d, 'spool.jsonl')).size).toBe(0);
+    expect(fs.statSync(path.join(d, 'spool.bin')).size).toBe(0);
     await b.close();
   });
 
-  it('survives a torn last line from a crash mid-write', async () => {
+  it('survives a torn last frame from a crash mid-write, and appends after it cleanly', async () => {
     const d = dir();
     const a = new DurableSpool({ dir: d });
     a.record(stmt('s1', 1));
+    a.record(stmt('s1', 2));
     await a.close();
-    fs.appendFileSync(path.join(d, 'spool.jsonl'), '{"sessionId":"s1","seq":2,"ev');
+    const file = path.join(d, 'spool.bin');
+    fs.truncateSync(file, fs.statSync(file).size - 5); // the second frame lost its last bytes
     const b = new DurableSpool({ dir: d });
     expect(b.pending().map((e) => e.seq)).toEqual([1]);
+    b.record(stmt('s1', 2));
+    await b.close();
+    const c = new DurableSpool({ dir: d });
+    expect(c.pending().map((e) => e.seq)).toEqual([1, 2]);
+    await c.close();
+  });
+
+  it('refuses to start on a frame damaged before the end, rather than forget what follows it', async () => {
+    const d = dir();
+    const a = new DurableSpool({ dir: d });
+    for (let i = 1; i <= 3; i++) a.record(stmt('s1', i));
+    await a.close();
+    const file = path.join(d, 'spool.bin');
+    const bytes = fs.readFileSync(file);
+    bytes[30] = bytes[30]! ^ 0xff; // inside the first event
+    fs.writeFileSync(file, bytes);
+    expect(() => new DurableSpool({ dir: d })).toThrow(/damaged at byte 0/);
+  });
+
+  it('spools each event encoded as the AuditEvent the control plane receives, stamped with the bundle version', async () => {
+    const d = dir();
+    const s = new DurableSpool({ dir: d, bundleVersion: () => 'bundle-7' });
+    s.record({ type: 'session.start', sessionId: 's9', at: new Date(0).toISOString(), agentId: 'a', listener: 'pg', target: 'db', clientAddress: '127.0.0.1:5', identity: { subject: 'u', issuer: 'i', groups: [] }, role: 'r', tls: false });
+    s.record(stmt('s9', 2));
+    await s.flush();
+    const [start, statement] = s.pending().map((e) => fromBinary(AuditEventSchema, e.bytes));
+    expect(start).toMatchObject({ sessionId: 's9', sequence: 1n, kind: { case: 'sessionStart', value: { bundleVersion: 'bundle-7', role: 'r' } } });
+    expect(statement).toMatchObject({ sessionId: 's9', sequence: 2n, kind: { case: 'statement', value: { text: 'SELECT 2' } } });
+    await s.close();
+  });
+
+  it('takes over the unacknowledged events of an older agent\'s JSON-lines spool, once', async () => {
+    const d = dir();
+    const line = (seq: number): string => JSON.stringify({ sessionId: 's1', seq, event: stmt('s1', seq) }) + '\n';
+    fs.writeFileSync(path.join(d, 'spool.jsonl'), line(1) + line(2) + line(3));
+    fs.writeFileSync(path.join(d, 'acks.jsonl'), JSON.stringify({ sid: 's1', upTo: 1 }) + '\n');
+    const a = new DurableSpool({ dir: d });
+    expect(a.pending().map((e) => e.seq)).toEqual([2, 3]);
+    expect(fs.existsSync(path.join(d, 'spool.jsonl'))).toBe(false);
+    a.record(stmt('s1', 4));
+    await a.close();
+    const b = new DurableSpool({ dir: d });
+    expect(b.pending().map((e) => fromBinary(AuditEventSchema, e.bytes).kind.value)).toMatchObject([{ text: 'SELECT 2' }, { text: 'SELECT 3' }, { text: 'SELECT 4' }]);
     await b.close();
   });
 
@@ -51,12 +98,12 @@ describe('durable audit spool', () => {
     expect(seen).toEqual([]);
     await s.flush();
     expect(seen).toEqual([1, 2]);
-    expect(fs.readFileSync(path.join(d, 'spool.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
+    expect(new DurableSpool({ dir: d }).pending().map((e) => e.seq)).toEqual([1, 2]);
     await s.close();
   });
 
   it('turns unhealthy past its limit (control plane away too long) and on a disk that is full', async () => {
-    const s = new DurableSpool({ dir: dir(), limitBytes: 2_000 });
+    const s = new DurableSpool({ dir: dir(), limitBytes: 1_000 });
     expect(s.healthy).toBe(true);
     for (let i = 1; i <= 40; i++) s.record(stmt('s1', i));
     await s.flush();
@@ -66,7 +113,7 @@ describe('durable audit spool', () => {
     await s.close();
 
     const d = dir();
-    fs.symlinkSync('/dev/full', path.join(d, 'spool.jsonl'));
+    fs.symlinkSync('/dev/full', path.join(d, 'spool.bin'));
     const full = new DurableSpool({ dir: d });
     full.record(stmt('s1', 1));
     await expect(full.flush()).rejects.toThrow(/ENOSPC/);

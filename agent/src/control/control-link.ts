@@ -23,7 +23,6 @@ import {
 import type { AgentIdentity } from './agent-identity.js';
 import { saveBundle, verifyBundle, type SignedBundle } from './bundle-cache.js';
 import type { DurableSpool, SpooledEvent } from '../audit/durable-spool.js';
-import { toAuditEvent } from '../audit/to-proto.js';
 import type { ApprovalBroker } from '../approval/broker.js';
 
 export const AGENT_VERSION = '0.1.0';
@@ -154,7 +153,7 @@ export class ControlLink extends EventEmitter<{ applied: [string]; rejected: [st
             const sendEvents = (events: SpooledEvent[]): void => {
               for (let i = 0; i < events.length; i += AUDIT_BATCH) {
                 const slice = events.slice(i, i + AUDIT_BATCH);
-                send({ kind: { case: 'auditBatch', value: { events: slice.map((e) => toAuditEvent(e.event, e.seq, this.opts.appliedVersion())) } } });
+                send({ kind: { case: 'auditBatch', value: { events: slice.map((e) => e.bytes) } } });
               }
             };
             sendEvents(spool.pending());

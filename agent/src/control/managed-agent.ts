@@ -62,7 +62,7 @@ export async function startManagedAgent(opts: ManagedAgentOptions): Promise<Mana
   const info = identity.info!;
   let agent: RunningAgent | null = null;
   // Every session event is fsync'd here before it counts as recorded, until the control plane acknowledges it.
-  const spool = new DurableSpool({ dir: path.join(opts.stateDir, 'spool') });
+  const spool = new DurableSpool({ dir: path.join(opts.stateDir, 'spool'), bundleVersion: () => agent?.version });
   opts.metrics?.attach({ auditBacklog: () => spool.backlog() });
   let markReady!: () => void;
   const ready = new Promise<void>((r) => (markReady = r));

@@ -3,18 +3,28 @@
  * (stable field names, enums by name) plus the id of the agent that sent it.
  * Session search and replay (session-query.ts) read exactly this shape.
  *
- * The stored string is the record's canonical encoding: the agent id first,
- * then protobuf-es's JSON of the event, whose fields always come in field-
- * number order with defaults omitted, so the same event always yields the
- * same bytes. One native JSON.stringify per event, with no key sorting and
- * no object graph kept: every event of every agent passes through here.
+ * Events arrive encoded, as the agent spooled them; the stored string is
+ * written straight from those bytes (binaryToJson: the JSON protobuf-es
+ * would give, without building the message), with the agent id first. The
+ * same event always yields the same bytes. Every event of every agent
+ * passes through here.
  */
-import { toJson } from '@bufbuild/protobuf';
-import { AuditEventSchema, type AuditEvent } from '../../../proto/src/index.js';
+import { AuditEventSchema, auditEventIdentity, binaryToJson } from '../../../proto/src/index.js';
 import type { AuditRecordInput } from './hash-chain.js';
 
-export function auditRecordOf(agentId: string, e: AuditEvent): AuditRecordInput {
-  const body = JSON.stringify(toJson(AuditEventSchema, e));
+/** An event the control plane cannot store: the agent sent bytes that are no AuditEvent. */
+export class MalformedAuditEvent extends Error {}
+
+export function auditRecordOf(agentId: string, event: Uint8Array): AuditRecordInput {
+  let body: string;
+  let id: { sessionId: string; sequence: number };
+  try {
+    body = binaryToJson(AuditEventSchema, event);
+    id = auditEventIdentity(event);
+  } catch (err) {
+    throw new MalformedAuditEvent(`an audit event from agent ${agentId} is not a valid warden.v1.AuditEvent: ${(err as Error).message}`);
+  }
+  if (!id.sessionId || id.sequence < 1) throw new MalformedAuditEvent(`an audit event from agent ${agentId} has no session id or sequence`);
   const head = `{"agentId":${JSON.stringify(agentId)}`;
-  return { sessionId: e.sessionId, sessionSeq: Number(e.sequence), payload: body === '{}' ? `${head}}` : `${head},${body.slice(1)}` };
+  return { sessionId: id.sessionId, sessionSeq: id.sequence, payload: body === '{}' ? `${head}}` : `${head},${body.slice(1)}` };
 }

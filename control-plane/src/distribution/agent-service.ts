@@ -165,9 +165,19 @@ export class Distribution extends EventEmitter<{ acked: [agentId: string, versio
             const decided = await this.approvals.received(agentId, k.value);
             if (decided) stream.write({ kind: { case: 'approvalDecision', value: decided } });
           } else if (k.case === 'approvalWithdraw') await this.approvals?.withdraw(agentId, k.value.requestId, k.value.reason);
-          else if (k.case === 'auditBatch' && this.audit) {
+          else if (k.case === 'auditBatch' && this.audit && !auditFailed) {
             // Encoded as they arrive, while an earlier batch may still be in the database.
-            const records = k.value.events.map((e) => auditRecordOf(agentId!, e));
+            let records: AuditRecordInput[];
+            try {
+              records = k.value.events.map((e) => auditRecordOf(agentId!, e));
+            } catch (err) {
+              // Nothing of this batch is acknowledged: the agent keeps it spooled (and, if it never
+              // gets through, eventually refuses new statements rather than run them unrecorded).
+              auditFailed = true;
+              this.log.error({ agentId, err: (err as Error).message }, 'audit batch refused');
+              stream.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: (err as Error).message });
+              return;
+            }
             waiting.push(...records);
             // One append at a time, in arrival order: an ack "up to n" must never overtake an earlier batch
             // of the same session still being written, or a crash then would lose that batch. Batches that
