@@ -91,8 +91,9 @@ export async function auditStreamSection(issuer: string, log: (s: string) => voi
     for (let i = 0; i < total; i++) {
       const s = i % sessions;
       m.spool.record(statementEvent(`bench-session-${s}`, Math.floor(i / sessions) + 1));
-      // Let the spool's batches and the stream run, as a live agent's event loop would.
-      if (i % 2000 === 1999) await new Promise((r) => setImmediate(r));
+      // One statement per session per event-loop turn, as a live agent serving 64 clients sees them
+      // (each arrives in its own socket read); the spool's batches and the stream run in between.
+      if (s === sessions - 1) await new Promise((r) => setImmediate(r));
     }
     while (m.spool.pendingCount > 0 || (await chain.head()).size < total) await new Promise((r) => setTimeout(r, 5));
     const seconds = (performance.now() - t0) / 1000;

@@ -15,11 +15,11 @@
  * for which bytes are refused.
  */
 import { fromBinary, toJson, ScalarType, type DescEnum, type DescField, type DescMessage } from '@bufbuild/protobuf';
+import { isUtf8 } from 'node:buffer';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 
 /** The encoding is not the canonical one this reader handles: let protobuf-es read it. */
-class NotCanonical extends Error {}
-const notCanonical = new NotCanonical();
+const notCanonical = new Error('not the canonical encoding');
 
 const IMPLICIT = 2; // FeatureSet.FieldPresence.IMPLICIT
 /** Timestamp's JSON range, 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z, in seconds. */
@@ -37,7 +37,8 @@ interface FieldPlan {
 }
 
 interface MessagePlan {
-  byNumber: Map<number, FieldPlan>;
+  /** Indexed by field number. */
+  byNumber: Array<FieldPlan | undefined>;
   kind: 'plain' | 'timestamp' | 'unsupported';
 }
 
@@ -47,12 +48,14 @@ function planOf(desc: DescMessage): MessagePlan {
   let plan = plans.get(desc);
   if (plan) return plan;
   const wkt = desc.typeName.startsWith('google.protobuf.');
-  const kind = desc.typeName === 'google.protobuf.Timestamp' ? 'timestamp' : wkt && desc.typeName !== 'google.protobuf.Empty' ? 'unsupported' : 'plain';
-  plan = { byNumber: new Map(), kind };
+  const sparse = desc.fields.some((f) => f.number > 4096); // a lookup array would be mostly holes
+  const kind = desc.typeName === 'google.protobuf.Timestamp' ? 'timestamp' : sparse || (wkt && desc.typeName !== 'google.protobuf.Empty') ? 'unsupported' : 'plain';
+  plan = { byNumber: [], kind };
   for (const field of desc.fields) {
+    if (sparse) break;
     const oneof = field.oneof ? desc.oneofs.indexOf(field.oneof) : -1;
     const singular = field.fieldKind === 'scalar' || field.fieldKind === 'enum';
-    plan.byNumber.set(field.number, { field, key: `${JSON.stringify(field.jsonName)}:`, omitZero: singular && oneof < 0 && field.presence === IMPLICIT, oneof });
+    plan.byNumber[field.number] = { field, key: `${JSON.stringify(field.jsonName)}:`, omitZero: singular && oneof < 0 && field.presence === IMPLICIT, oneof };
   }
   plans.set(desc, plan);
   return plan;
@@ -61,99 +64,218 @@ function planOf(desc: DescMessage): MessagePlan {
 /** JSON of a message's bytes, as JSON.stringify(toJson(schema, fromBinary(schema, bytes))) gives it. */
 export function binaryToJson(schema: DescMessage, bytes: Uint8Array): string {
   try {
-    const reader = new BinaryReader(bytes);
-    const json = message(reader, bytes.length, schema);
-    if (reader.pos !== bytes.length) throw notCanonical;
+    const walk = new Walk(bytes);
+    const json = walk.message(bytes.length, schema);
+    if (walk.reader.pos !== bytes.length) throw notCanonical;
     return json;
   } catch (err) {
-    if (!(err instanceof NotCanonical) && !(err instanceof Error)) throw err;
+    if (!(err instanceof Error)) throw err;
     // Not canonical, or malformed: the reference decides (and throws for malformed bytes).
     return JSON.stringify(toJson(schema, fromBinary(schema, bytes)));
   }
 }
 
-function message(reader: BinaryReader, end: number, desc: DescMessage): string {
-  const plan = planOf(desc);
-  if (plan.kind === 'timestamp') return timestamp(reader, end);
-  if (plan.kind === 'unsupported') throw notCanonical;
-  let out = '{';
-  let last = 0;
-  let oneofsSeen = 0;
-  while (reader.pos < end) {
-    const [no, wireType] = reader.tag();
-    const f = plan.byNumber.get(no);
-    if (!f) {
-      reader.skip(wireType, no); // unknown fields are not part of the JSON
-      continue;
-    }
-    if (no <= last) throw notCanonical;
-    last = no;
-    if (f.oneof >= 0) {
-      if (oneofsSeen & (1 << f.oneof) || f.oneof > 30) throw notCanonical;
-      oneofsSeen |= 1 << f.oneof;
-    }
-    const field = f.field;
-    let value: string | undefined;
-    switch (field.fieldKind) {
-      case 'scalar':
-        value = scalar(reader, wireType, field.scalar, f.omitZero);
-        break;
-      case 'enum':
-        value = enumValue(reader, wireType, field.enum, f.omitZero);
-        break;
-      case 'message':
-        value = nested(reader, wireType, field.message);
-        break;
-      case 'list':
-        value = list(reader, wireType, no, end, field);
-        break;
-      default:
-        throw notCanonical; // maps
-    }
-    if (value !== undefined) out += (out.length > 1 ? ',' : '') + f.key + value;
+/** One pass over one message's bytes. */
+class Walk {
+  readonly reader: BinaryReader;
+  /** The same bytes as a Buffer, for native UTF-8 and base64 decoding. */
+  private readonly buf: Buffer;
+  private tagNo = 0;
+  private tagType = 0;
+
+  constructor(bytes: Uint8Array) {
+    this.reader = new BinaryReader(bytes);
+    this.buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
-  return out + '}';
-}
 
-function nested(reader: BinaryReader, wireType: WireType, desc: DescMessage): string {
-  if (wireType !== WireType.LengthDelimited) throw notCanonical;
-  const len = reader.uint32();
-  const end = reader.pos + len;
-  if (end > reader.len) throw notCanonical;
-  const json = message(reader, end, desc);
-  if (reader.pos !== end) throw notCanonical;
-  return json;
-}
-
-/** Every element of a repeated field, which must come together; `undefined` when there are none. */
-function list(reader: BinaryReader, wireType: WireType, no: number, end: number, field: DescField & { fieldKind: 'list' }): string | undefined {
-  const items: string[] = [];
-  for (;;) {
-    if (field.listKind === 'message') items.push(nested(reader, wireType, field.message));
-    else if (field.listKind === 'enum') {
-      if (wireType !== WireType.LengthDelimited) items.push(enumValue(reader, wireType, field.enum, false)!);
-      else for (const stop = packedEnd(reader); reader.pos < stop; ) items.push(enumValue(reader, WireType.Varint, field.enum, false)!);
-    } else {
-      const t = field.scalar;
-      if (wireType !== WireType.LengthDelimited || t === ScalarType.STRING || t === ScalarType.BYTES) items.push(scalar(reader, wireType, t, false)!);
-      else for (const stop = packedEnd(reader); reader.pos < stop; ) items.push(scalar(reader, wireTypeOf(t), t, false)!);
-    }
-    if (reader.pos >= end) break;
-    const next = reader.pos;
-    const [n, w] = reader.tag();
-    if (n !== no) {
-      reader.pos = next;
-      break;
-    }
-    wireType = w;
+  /** Reads a tag into tagNo / tagType (BinaryReader.tag() allocates a tuple per field). */
+  private tag(): void {
+    const t = this.reader.uint32();
+    this.tagNo = t >>> 3;
+    this.tagType = t & 7;
+    if (this.tagNo === 0 || this.tagType > 5) throw notCanonical;
   }
-  return items.length > 0 ? `[${items.join(',')}]` : undefined;
+
+  message(end: number, desc: DescMessage): string {
+    const plan = planOf(desc);
+    if (plan.kind === 'timestamp') return this.timestamp(end);
+    if (plan.kind === 'unsupported') throw notCanonical;
+    const reader = this.reader;
+    let out = '{';
+    let last = 0;
+    let oneofsSeen = 0;
+    while (reader.pos < end) {
+      this.tag();
+      const no = this.tagNo;
+      const wireType = this.tagType as WireType;
+      const f = plan.byNumber[no];
+      if (!f) {
+        reader.skip(wireType, no); // unknown fields are not part of the JSON
+        continue;
+      }
+      if (no <= last) throw notCanonical;
+      last = no;
+      if (f.oneof >= 0) {
+        if (f.oneof > 30 || oneofsSeen & (1 << f.oneof)) throw notCanonical;
+        oneofsSeen |= 1 << f.oneof;
+      }
+      const field = f.field;
+      let value: string | undefined;
+      switch (field.fieldKind) {
+        case 'scalar':
+          value = this.scalar(wireType, field.scalar, f.omitZero);
+          break;
+        case 'enum':
+          value = this.enumValue(wireType, field.enum, f.omitZero);
+          break;
+        case 'message':
+          value = this.nested(wireType, field.message);
+          break;
+        case 'list':
+          value = this.list(wireType, no, end, field);
+          break;
+        default:
+          throw notCanonical; // maps
+      }
+      if (value !== undefined) out += (out.length > 1 ? ',' : '') + f.key + value;
+    }
+    return out + '}';
+  }
+
+  /** The end of a length-delimited value that starts here. */
+  private delimited(): number {
+    const len = this.reader.uint32();
+    const end = this.reader.pos + len;
+    if (end > this.reader.len) throw notCanonical;
+    return end;
+  }
+
+  private nested(wireType: WireType, desc: DescMessage): string {
+    if (wireType !== WireType.LengthDelimited) throw notCanonical;
+    const end = this.delimited();
+    const json = this.message(end, desc);
+    if (this.reader.pos !== end) throw notCanonical;
+    return json;
+  }
+
+  /** Every element of a repeated field, which must come together; `undefined` when there are none. */
+  private list(wireType: WireType, no: number, end: number, field: DescField & { fieldKind: 'list' }): string | undefined {
+    const reader = this.reader;
+    let out = '';
+    for (;;) {
+      let item: string;
+      if (field.listKind === 'message') item = this.nested(wireType, field.message);
+      else if (field.listKind === 'enum') {
+        if (wireType !== WireType.LengthDelimited) item = this.enumValue(wireType, field.enum, false)!;
+        else {
+          item = '';
+          for (const stop = this.delimited(); reader.pos < stop; ) item += (item ? ',' : '') + this.enumValue(WireType.Varint, field.enum, false)!;
+        }
+      } else {
+        const t = field.scalar;
+        if (wireType !== WireType.LengthDelimited || t === ScalarType.STRING || t === ScalarType.BYTES) item = this.scalar(wireType, t, false)!;
+        else {
+          item = '';
+          for (const stop = this.delimited(); reader.pos < stop; ) item += (item ? ',' : '') + this.scalar(wireTypeOf(t), t, false)!;
+        }
+      }
+      if (item) out += (out ? ',' : '') + item;
+      if (reader.pos >= end) break;
+      const next = reader.pos;
+      this.tag();
+      if (this.tagNo !== no) {
+        reader.pos = next;
+        break;
+      }
+      wireType = this.tagType as WireType;
+    }
+    return out ? `[${out}]` : undefined;
+  }
+
+  private enumValue(wireType: WireType, e: DescEnum, omitZero: boolean): string | undefined {
+    if (wireType !== WireType.Varint || e.typeName === 'google.protobuf.NullValue') throw notCanonical;
+    const n = this.reader.int32();
+    if (omitZero && n === e.values[0]!.number) return undefined;
+    const v = e.value[n];
+    return v ? JSON.stringify(v.jsonName) : String(n);
+  }
+
+  /** A scalar's JSON text; `undefined` for an implicit-presence zero value. */
+  private scalar(wireType: WireType, t: ScalarType, omitZero: boolean): string | undefined {
+    if (wireType !== wireTypeOf(t)) throw notCanonical;
+    const reader = this.reader;
+    switch (t) {
+      case ScalarType.STRING: {
+        const end = this.delimited();
+        const start = reader.pos;
+        reader.pos = end;
+        const s = this.buf.toString('utf8', start, end);
+        // Node decodes invalid UTF-8 to U+FFFD; protobuf-es refuses it. Check only when one shows up.
+        if (s.includes('\uFFFD') && !isUtf8(this.buf.subarray(start, end))) throw notCanonical;
+        return omitZero && s === '' ? undefined : JSON.stringify(s);
+      }
+      case ScalarType.BYTES: {
+        const end = this.delimited();
+        const start = reader.pos;
+        reader.pos = end;
+        return omitZero && start === end ? undefined : `"${this.buf.toString('base64', start, end)}"`;
+      }
+      case ScalarType.BOOL: {
+        const v = reader.bool();
+        return omitZero && !v ? undefined : String(v);
+      }
+      case ScalarType.DOUBLE:
+      case ScalarType.FLOAT: {
+        const v = t === ScalarType.DOUBLE ? reader.double() : reader.float();
+        if (omitZero && Object.is(v, 0)) return undefined;
+        return Number.isFinite(v) ? JSON.stringify(v) : Number.isNaN(v) ? '"NaN"' : v > 0 ? '"Infinity"' : '"-Infinity"';
+      }
+      case ScalarType.INT64:
+      case ScalarType.UINT64:
+      case ScalarType.SINT64:
+      case ScalarType.FIXED64:
+      case ScalarType.SFIXED64: {
+        const v = String(t === ScalarType.INT64 ? reader.int64() : t === ScalarType.UINT64 ? reader.uint64() : t === ScalarType.SINT64 ? reader.sint64() : t === ScalarType.FIXED64 ? reader.fixed64() : reader.sfixed64());
+        return omitZero && v === '0' ? undefined : `"${v}"`;
+      }
+      default: {
+        const v = t === ScalarType.INT32 ? reader.int32() : t === ScalarType.UINT32 ? reader.uint32() : t === ScalarType.SINT32 ? reader.sint32() : t === ScalarType.FIXED32 ? reader.fixed32() : reader.sfixed32();
+        return omitZero && v === 0 ? undefined : String(v);
+      }
+    }
+  }
+
+  /** google.protobuf.Timestamp as RFC 3339 in UTC, with 0, 3, 6 or 9 fraction digits, as toJson writes it. */
+  private timestamp(end: number): string {
+    let seconds = 0;
+    let nanos = 0;
+    let last = 0;
+    while (this.reader.pos < end) {
+      this.tag();
+      if (this.tagNo <= last || this.tagType !== WireType.Varint || this.tagNo > 2) throw notCanonical;
+      last = this.tagNo;
+      if (this.tagNo === 1) seconds = Number(this.reader.int64());
+      else nanos = this.reader.int32();
+    }
+    if (seconds < TIMESTAMP_MIN || seconds > TIMESTAMP_MAX || nanos < 0 || nanos > 999_999_999) throw notCanonical;
+    let z = 'Z';
+    if (nanos > 0) {
+      const digits = String(nanos + 1_000_000_000).slice(1);
+      z = digits.endsWith('000000') ? `.${digits.slice(0, 3)}Z` : digits.endsWith('000') ? `.${digits.slice(0, 6)}Z` : `.${digits}Z`;
+    }
+    return `"${isoSecond(seconds)}${z}"`;
+  }
 }
 
-function packedEnd(reader: BinaryReader): number {
-  const stop = reader.uint32() + reader.pos;
-  if (stop > reader.len) throw notCanonical;
-  return stop;
+/** "YYYY-MM-DDTHH:MM:SS" of a second; the last one is kept, as a batch's events share their seconds. */
+let lastSecond = NaN;
+let lastIso = '';
+function isoSecond(seconds: number): string {
+  if (seconds !== lastSecond) {
+    lastIso = new Date(seconds * 1000).toISOString().slice(0, -5);
+    lastSecond = seconds;
+  }
+  return lastIso;
 }
 
 function wireTypeOf(t: ScalarType): WireType {
@@ -172,70 +294,4 @@ function wireTypeOf(t: ScalarType): WireType {
     default:
       return WireType.Varint;
   }
-}
-
-function enumValue(reader: BinaryReader, wireType: WireType, e: DescEnum, omitZero: boolean): string | undefined {
-  if (wireType !== WireType.Varint || e.typeName === 'google.protobuf.NullValue') throw notCanonical;
-  const n = reader.int32();
-  if (omitZero && n === e.values[0]!.number) return undefined;
-  const v = e.value[n];
-  return v ? JSON.stringify(v.jsonName) : String(n);
-}
-
-/** A scalar's JSON text; `undefined` for an implicit-presence zero value. */
-function scalar(reader: BinaryReader, wireType: WireType, t: ScalarType, omitZero: boolean): string | undefined {
-  if (wireType !== wireTypeOf(t)) throw notCanonical;
-  switch (t) {
-    case ScalarType.STRING: {
-      const s = reader.string(true);
-      return omitZero && s === '' ? undefined : JSON.stringify(s);
-    }
-    case ScalarType.BYTES: {
-      const b = reader.bytes();
-      return omitZero && b.length === 0 ? undefined : `"${Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64')}"`;
-    }
-    case ScalarType.BOOL: {
-      const v = reader.bool();
-      return omitZero && !v ? undefined : String(v);
-    }
-    case ScalarType.DOUBLE:
-    case ScalarType.FLOAT: {
-      const v = t === ScalarType.DOUBLE ? reader.double() : reader.float();
-      if (omitZero && Object.is(v, 0)) return undefined;
-      return Number.isFinite(v) ? JSON.stringify(v) : Number.isNaN(v) ? '"NaN"' : v > 0 ? '"Infinity"' : '"-Infinity"';
-    }
-    case ScalarType.INT64:
-    case ScalarType.UINT64:
-    case ScalarType.SINT64:
-    case ScalarType.FIXED64:
-    case ScalarType.SFIXED64: {
-      const v = String(t === ScalarType.INT64 ? reader.int64() : t === ScalarType.UINT64 ? reader.uint64() : t === ScalarType.SINT64 ? reader.sint64() : t === ScalarType.FIXED64 ? reader.fixed64() : reader.sfixed64());
-      return omitZero && v === '0' ? undefined : `"${v}"`;
-    }
-    default: {
-      const v = t === ScalarType.INT32 ? reader.int32() : t === ScalarType.UINT32 ? reader.uint32() : t === ScalarType.SINT32 ? reader.sint32() : t === ScalarType.FIXED32 ? reader.fixed32() : reader.sfixed32();
-      return omitZero && v === 0 ? undefined : String(v);
-    }
-  }
-}
-
-/** google.protobuf.Timestamp as RFC 3339 in UTC, with 0, 3, 6 or 9 fraction digits, as toJson writes it. */
-function timestamp(reader: BinaryReader, end: number): string {
-  let seconds = 0;
-  let nanos = 0;
-  let last = 0;
-  while (reader.pos < end) {
-    const [no, wireType] = reader.tag();
-    if (no <= last || wireType !== WireType.Varint || no > 2) throw notCanonical;
-    last = no;
-    if (no === 1) seconds = Number(reader.int64());
-    else nanos = reader.int32();
-  }
-  if (seconds < TIMESTAMP_MIN || seconds > TIMESTAMP_MAX || nanos < 0 || nanos > 999_999_999) throw notCanonical;
-  let z = 'Z';
-  if (nanos > 0) {
-    const digits = String(nanos + 1_000_000_000).slice(1);
-    z = digits.endsWith('000000') ? `.${digits.slice(0, 3)}Z` : digits.endsWith('000') ? `.${digits.slice(0, 6)}Z` : `.${digits}Z`;
-  }
-  return `"${new Date(seconds * 1000).toISOString().replace('.000Z', z)}"`;
 }
