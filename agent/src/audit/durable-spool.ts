@@ -19,9 +19,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { toBinary } from '@bufbuild/protobuf';
+import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { AuditEventSchema, auditEventIdentity } from '../../../proto/src/index.js';
 import type { SessionEvent, SessionRecorder } from './events.js';
 import { toAuditEvent } from './to-proto.js';
+import { encodeStatement } from './encode-statement.js';
 
 export interface SpooledEvent {
   sessionId: string;
@@ -70,6 +72,8 @@ export class DurableSpool implements SessionRecorder {
   private unackedBytes = 0;
   private waiters: Array<() => void> = [];
   private closed = false;
+  /** Reused for every statement: its buffer grows once, not per event. */
+  private readonly writer = new BinaryWriter();
   /** Where durable events go next (the control-plane link sets this while connected). */
   sink: ((events: SpooledEvent[]) => void) | undefined;
 
@@ -195,7 +199,11 @@ export class DurableSpool implements SessionRecorder {
    */
   private encode(events: Array<{ seq: number; event: SessionEvent }>): { buffer: Buffer; held: Held[] } {
     const version = this.opts.bundleVersion?.() ?? '';
-    const encoded = events.map(({ seq, event }) => toBinary(AuditEventSchema, toAuditEvent(event, seq, version)));
+    const encoded = events.map(({ seq, event }) => {
+      if (event.type !== 'statement') return toBinary(AuditEventSchema, toAuditEvent(event, seq, version));
+      encodeStatement(this.writer, event, seq);
+      return this.writer.finish();
+    });
     const buffer = Buffer.allocUnsafe(encoded.reduce((n, b) => n + HEADER + b.length, 0));
     const held: Held[] = [];
     let off = 0;

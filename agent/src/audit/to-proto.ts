@@ -13,14 +13,14 @@ import {
 } from '../../../proto/src/index.js';
 import type { SessionEvent } from './events.js';
 
-const DECISION: Record<string, StatementDecision> = {
+export const DECISION: Record<string, StatementDecision> = {
   allow: StatementDecision.ALLOW,
   mask: StatementDecision.MASK,
   deny: StatementDecision.DENY,
   approved: StatementDecision.APPROVED,
   unchecked: StatementDecision.UNSPECIFIED,
 };
-const PROTOCOL: Record<string, StatementProtocol> = {
+export const PROTOCOL: Record<string, StatementProtocol> = {
   simple: StatementProtocol.SIMPLE,
   extended: StatementProtocol.EXTENDED,
   'function-call': StatementProtocol.FUNCTION_CALL,
@@ -37,6 +37,7 @@ const END: Record<string, SessionEndReason> = {
   agent_shutdown: SessionEndReason.AGENT_SHUTDOWN,
 };
 
+/** The mapping, as messages. Statements are spooled through encode-statement.ts, which writes the same bytes directly. */
 export function toAuditEvent(e: SessionEvent, sequence: number, bundleVersion = ''): AuditEvent {
   const at = timestampFromDate(new Date(e.at));
   const base = { sessionId: e.sessionId, sequence: BigInt(sequence) };
