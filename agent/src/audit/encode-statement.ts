@@ -91,7 +91,7 @@ export function encodeStatement(w: BinaryWriter, e: Extract<SessionEvent, { type
   strings(w, ST.ruleIds, e.ruleIds);
   if (e.maskedColumns) for (const m of e.maskedColumns) w.tag(ST.maskedColumns, LEN).string(`${m.column}:${m.strategy}`);
   u64(w, ST.rowCount, e.rows);
-  if (e.resultSha256) w.tag(ST.resultSha256, LEN).bytes(Buffer.from(e.resultSha256, 'hex'));
+  hex(w, ST.resultSha256, e.resultSha256 ?? '');
   const sample = e.sample;
   if (sample) {
     w.tag(ST.sample, LEN).fork();
