@@ -1,6 +1,7 @@
 /**
- * Append-only JSON Lines session log, one event a line. Writes are
- * batched by the stream; `flush` waits for the kernel to have them.
+ * Append-only JSON Lines session log, one event a line. Lines are batched
+ * into reused buffers, one write per batch; `flush` waits for the kernel to
+ * have them.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -8,13 +9,22 @@ import type { SessionEvent, SessionRecorder } from './events.js';
 
 /** Longest an event waits in memory before it is handed to the kernel. */
 const FLUSH_INTERVAL_MS = 20;
+/** A batch is written once it holds this much; its buffer is reused after the write. */
+const BATCH_BYTES = 256 * 1024;
+/** Spare batch buffers kept for reuse; more are made only while the disk lags. */
+const SPARE_BUFFERS = 2;
+const NEWLINE = 0x0a;
 
 export class JsonlRecorder implements SessionRecorder {
   private readonly stream: fs.WriteStream;
   private failure: Error | null = null;
-  /** Lines waiting for the next batched write: one fs write per event-loop turn, not per event. */
-  private pending: string[] = [];
-  private pendingBytes = 0;
+  /**
+   * Lines are encoded straight into a preallocated buffer: one fs write per batch, and no large
+   * string or Buffer made per batch (each would be fresh memory, page-faulted in under load).
+   */
+  private batch: Buffer = Buffer.allocUnsafeSlow(BATCH_BYTES);
+  private used = 0;
+  private readonly spares: Buffer[] = [];
   private scheduled = false;
 
   constructor(readonly file: string) {
@@ -36,11 +46,19 @@ export class JsonlRecorder implements SessionRecorder {
 
   record(event: SessionEvent): void {
     if (this.failure) return;
-    const line = JSON.stringify(event) + '\n';
-    this.pending.push(line);
-    this.pendingBytes += line.length;
-    if (this.pendingBytes >= 256 * 1024) this.writePending();
-    else if (!this.scheduled) {
+    const line = JSON.stringify(event);
+    // UTF-8 needs at most three bytes per UTF-16 unit; a line that may not fit waits for the next batch.
+    const worst = line.length * 3 + 1;
+    if (this.used + worst > this.batch.length) {
+      this.writePending();
+      if (worst > this.batch.length) {
+        this.stream.write(line + '\n');
+        return;
+      }
+    }
+    this.used += this.batch.write(line, this.used, 'utf8');
+    this.batch[this.used++] = NEWLINE;
+    if (!this.scheduled) {
       // A short timer, not setImmediate: under load every fs write is a thread-pool
       // round trip (two context switches), so fewer, larger writes keep the data path fast.
       this.scheduled = true;
@@ -50,18 +68,23 @@ export class JsonlRecorder implements SessionRecorder {
 
   private writePending(): void {
     this.scheduled = false;
-    if (this.pending.length === 0) return;
-    const batch = this.pending.join('');
-    this.pending = [];
-    this.pendingBytes = 0;
-    this.stream.write(batch);
+    if (this.used === 0) return;
+    const full = this.batch;
+    const bytes = full.subarray(0, this.used);
+    this.batch = this.spares.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
+    this.used = 0;
+    // The buffer is free again once the kernel has its bytes.
+    this.stream.write(bytes, (err) => {
+      if (err) this.failure ??= err;
+      if (this.spares.length < SPARE_BUFFERS) this.spares.push(full);
+    });
   }
 
   flush(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     this.writePending();
     // An empty write's callback fires after every earlier write has been handed to the kernel.
-    return new Promise((resolve, reject) => this.stream.write('', (err) => (err ? reject(err) : resolve())));
+    return new Promise((resolve, reject) => this.stream.write('', (err) => (err ? reject((this.failure ??= err)) : resolve())));
   }
 
   close(): Promise<void> {

@@ -7,9 +7,10 @@
  * masking slab) are hashed as one range, so a large result costs about one
  * hash update per socket read, not one per row. Chunks from the socket and
  * slab regions are never reused, so holding a view until the next update is
- * safe.
+ * safe. A result that arrived as one range (most do: one socket read) is
+ * hashed in one call, without creating a Hash object for it.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, hash as hashOnce, type Hash } from 'node:crypto';
 import { binaryToTextBuffer, DEFAULT_REDACTION } from '../../masking/index.js';
 import type { RecordedSample, ResultRecording } from '../../audit/events.js';
 
@@ -24,6 +25,8 @@ export interface CapturedResult {
   resultSha256?: string;
   sample?: RecordedSample;
 }
+
+const EMPTY_SHA256 = createHash('sha256').digest('hex');
 
 export class ResultCapture {
   private hash: Hash | null = null;
@@ -115,12 +118,18 @@ export class ResultCapture {
     return out;
   }
 
+  private digest(): string {
+    const p = this.pending;
+    if (this.hash === null) return p === null ? EMPTY_SHA256 : hashOnce('sha256', new Uint8Array(p.buffer, this.pendingStart, this.pendingEnd - this.pendingStart), 'hex');
+    this.flushPending();
+    return this.hash.digest('hex');
+  }
+
   /** The statement is over: what to record, and a clean slate for the next one. */
   finish(): CapturedResult {
     const out: CapturedResult = {};
     if (this.open) {
-      this.flushPending();
-      if (this.settings.hash) out.resultSha256 = (this.hash ?? createHash('sha256')).digest('hex');
+      if (this.settings.hash) out.resultSha256 = this.digest();
       if (this.settings.sampleRows > 0) {
         out.sample = { columns: this.columns?.map((c) => c.name) ?? [], maskedColumns: this.masked, rows: this.rows, truncated: this.sent > this.rows.length };
       }
