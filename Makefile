@@ -35,7 +35,7 @@ proto: node_modules ## regenerate proto/gen from proto/warden/v1/*.proto
 demo: build         ## run an agent on embedded defaults with a local issuer and a scripted session
 	node dist/deploy/demo/run.js
 
-bench: build        ## pgbench direct vs agent vs pgbouncer; writes bench/out/report.{txt,html}
+bench: build        ## pgbench direct vs agent vs pgbouncer vs bare Node pipe (interleaved rounds); writes bench/out/report.{txt,html}
 	bash bench/ensure-tools.sh
 	node dist/bench/run.js
 

@@ -1,13 +1,14 @@
 /**
  * `make bench`: pgbench select-only against PostgreSQL directly, through
- * the Warden agent and through pgbouncer, in the same run, simple and
- * prepared protocol. Prints TPS, latency and the ratios, and writes
+ * the Warden agent, through pgbouncer and through a bare Node.js pipe (the
+ * runtime floor), in the same run and interleaved rounds, simple and
+ * prepared protocol (lib/proxy-compare.ts). Prints TPS, latency and the ratios, and writes
  * bench/out/report.{txt,html,json}.
  *
  * Also: durable audit appends, and a commit rolled out to 50 agents (`make bench-fleet` runs that alone).
  *
  * Knobs: WARDEN_BENCH_SECONDS (10), WARDEN_BENCH_CLIENTS (8),
- * WARDEN_BENCH_SCALE (10), WARDEN_BENCH_ROUNDS (1), and the WARDEN_TEST_PG*
+ * WARDEN_BENCH_SCALE (10), WARDEN_BENCH_ROUNDS (3), and the WARDEN_TEST_PG*
  * variables for where PostgreSQL is.
  */
 import fs from 'node:fs';
@@ -16,8 +17,9 @@ import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { startOidcIssuer } from '../test/support/oidc-issuer.js';
 import { services } from '../test/support/services.js';
-import { ensurePgbenchData, pgbench, type PgbenchResult, type PgbenchTarget } from './lib/pgbench.js';
-import { freePort, peakRssKb, startAgentProcess, startPgbouncer } from './lib/processes.js';
+import { ensurePgbenchData } from './lib/pgbench.js';
+import { freePort, peakRssKb, startAgentProcess, startNodePipe, startPgbouncer } from './lib/processes.js';
+import { compareSections, measureRounds, type CompareTarget } from './lib/proxy-compare.js';
 import { streamQuery, type StreamResult } from './lib/stream.js';
 import { writeReports, type ReportSection } from './lib/report.js';
 import type { AgentConfig } from '../agent/src/config/types.js';
@@ -29,7 +31,7 @@ import { auditStreamSection, recordingLatencySection } from './lib/audit-stream.
 const seconds = Number(process.env.WARDEN_BENCH_SECONDS ?? 10);
 const clients = Number(process.env.WARDEN_BENCH_CLIENTS ?? 8);
 const scale = Number(process.env.WARDEN_BENCH_SCALE ?? 10);
-const rounds = Number(process.env.WARDEN_BENCH_ROUNDS ?? 1);
+const rounds = Number(process.env.WARDEN_BENCH_ROUNDS ?? 3);
 const database = 'warden_bench';
 const pgHost = services.postgres.host;
 const pgPort = services.postgres.port;
@@ -80,61 +82,32 @@ async function main(): Promise<void> {
       classification: [{ pattern: 'public.pgbench_accounts.filler', phiClass: 'free-text', defaultMask: { strategy: 'redact' } }],
       recording: { kind: 'jsonl', path: path.join(work, 'policy-sessions.jsonl') },
     };
-    log('starting the agents (relay-only and policy) and pgbouncer');
+    log('starting the agents (relay-only and policy), pgbouncer and the bare Node.js pipe');
     const agent = await startAgentProcess(path.join(work), relayConfig, agentPort, 'relay');
     children.push(agent);
     const policyAgent = await startAgentProcess(path.join(work), policyConfig, policyPort, 'policy');
     children.push(policyAgent);
     const bouncerPort = await freePort();
-    children.push(await startPgbouncer(work, { host: pgHost, port: pgPort, user: pgUser, database }, bouncerPort, clients));
+    const bouncer = await startPgbouncer(work, { host: pgHost, port: pgPort, user: pgUser, database }, bouncerPort, clients);
+    children.push(bouncer);
     const token = await issuer.sign({ sub: 'bench-client', groups: ['bench'] }, { expiresIn: 7200 });
 
-    const targets: PgbenchTarget[] = [
-      { label: 'direct', host: pgHost, port: pgPort, user: pgUser, database },
-      { label: 'pgbouncer', host: '127.0.0.1', port: bouncerPort, user: pgUser, database },
-      { label: 'agent', host: '127.0.0.1', port: agentPort, user: 'bench-client', database, password: token },
-      { label: 'agent+policy', host: '127.0.0.1', port: policyPort, user: 'bench-client', database, password: token },
+    const pipePort = await freePort();
+    const pipe = await startNodePipe(pipePort, { host: pgHost, port: pgPort });
+    children.push(pipe);
+
+    const targets: CompareTarget[] = [
+      { label: 'direct', name: 'direct', host: pgHost, port: pgPort, user: pgUser, database },
+      { label: 'pgbouncer', name: 'pgbouncer', host: '127.0.0.1', port: bouncerPort, user: pgUser, database, pid: bouncer.pid! },
+      { label: 'node-pipe', name: 'node pipe (runtime floor)', host: '127.0.0.1', port: pipePort, user: pgUser, database, pid: pipe.pid! },
+      { label: 'agent', name: 'agent (relay-only)', host: '127.0.0.1', port: agentPort, user: 'bench-client', database, password: token, pid: agent.pid! },
+      { label: 'agent+policy', name: 'agent + policy', host: '127.0.0.1', port: policyPort, user: 'bench-client', database, password: token, pid: policyAgent.pid! },
     ];
-    const results: PgbenchResult[] = [];
     // WARDEN_BENCH_PGBENCH=0 measures only the streamed result.
     const modes = process.env.WARDEN_BENCH_PGBENCH === '0' ? [] : (['simple', 'prepared'] as const);
-    const total = rounds * modes.length * targets.length;
-    let n = 0;
-    for (let round = 0; round < rounds; round++) {
-      for (const mode of modes) {
-        for (const t of targets) {
-          n++;
-          log(`(${n}/${total}) pgbench -S -M ${mode} -c ${clients} -j 2 -T ${seconds} → ${t.label}`);
-          const r = await pgbench(t, mode, { clients, threads: 2, seconds });
-          log(`         ${r.tps.toFixed(0)} tps, ${r.latencyMs.toFixed(3)} ms`);
-          results.push(r);
-        }
-      }
-    }
-
-    const best = (label: string, mode: string): PgbenchResult => {
-      const rs = results.filter((r) => r.label === label && r.mode === mode).sort((a, b) => b.tps - a.tps);
-      return rs[0]!;
-    };
-    const sections: ReportSection[] = modes.map((mode) => {
-      const d = best('direct', mode);
-      const b = best('pgbouncer', mode);
-      const a = best('agent', mode);
-      const p = best('agent+policy', mode);
-      return {
-        title: `pgbench -S -M ${mode}, ${clients} clients, ${seconds}s (best of ${rounds})`,
-        rows: [
-          { name: 'direct', value: `${d.tps.toFixed(0)} tps`, note: `${d.latencyMs.toFixed(3)} ms avg` },
-          { name: 'pgbouncer', value: `${b.tps.toFixed(0)} tps`, note: `${b.latencyMs.toFixed(3)} ms avg` },
-          { name: 'agent (relay-only)', value: `${a.tps.toFixed(0)} tps`, note: `${a.latencyMs.toFixed(3)} ms avg` },
-          { name: 'agent + policy', value: `${p.tps.toFixed(0)} tps`, note: `${p.latencyMs.toFixed(3)} ms avg` },
-          { name: 'agent / direct', value: (a.tps / d.tps).toFixed(2) },
-          { name: 'agent / pgbouncer', value: (a.tps / b.tps).toFixed(2), note: 'target ≥ 0.80' },
-          { name: 'agent+policy / agent', value: (p.tps / a.tps).toFixed(2), note: 'target ≥ 0.85' },
-          { name: 'pgbouncer / direct', value: (b.tps / d.tps).toFixed(2) },
-        ],
-      };
-    });
+    const load = { rounds, clients, seconds };
+    const results = await measureRounds(targets, modes, load, log);
+    const sections: ReportSection[] = compareSections(results, targets, modes, load);
 
     // A large result with a masked column (scale 10 = 1,000,000 rows), streamed directly and through
     // the policy agent. The agent's peak RSS after a 100,000-row result is the baseline that must not

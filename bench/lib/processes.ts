@@ -11,15 +11,33 @@ import { freePort, waitForPort } from '../../test/support/processes.js';
 
 export { freePort, waitForPort };
 
+/**
+ * How the agent is run in production (deploy/docker, deploy/systemd): one V8 thread. The agent is
+ * one event loop; V8's helper threads (concurrent GC and compilation) only add wake-ups and
+ * context switches on a busy box, measured as 5–10% fewer transactions per second.
+ */
+export const AGENT_NODE_FLAGS = ['--single-threaded'];
+
+const distDir = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+
 export async function startAgentProcess(dir: string, config: AgentConfig, port: number, name = 'agent'): Promise<ChildProcess> {
   const file = path.join(dir, `${name}.yaml`);
   fs.writeFileSync(file, stringify(config));
-  const main = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../agent/src/main.js');
-  const child = spawn(process.execPath, [main, '--config', file], {
+  const main = path.join(distDir, 'agent/src/main.js');
+  const child = spawn(process.execPath, [...AGENT_NODE_FLAGS, main, '--config', file], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, WARDEN_LOG_LEVEL: 'warn' },
   });
   await waitForPort(port, child, 'agent');
+  return child;
+}
+
+/** The runtime floor: a bare Node.js pipe to the upstream (lib/node-pipe.ts). */
+export async function startNodePipe(port: number, upstream: { host: string; port: number }): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [path.join(distDir, 'bench/lib/node-pipe.js'), String(port), upstream.host, String(upstream.port)], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  await waitForPort(port, child, 'node pipe');
   return child;
 }
 
@@ -56,4 +74,15 @@ pidfile = ${path.join(dir, 'pgbouncer.pid')}
 export function peakRssKb(pid: number): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+}
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ; 100 on Linux everywhere it matters). */
+const USER_HZ = 100;
+
+/** CPU time (user and system, all threads) a process has used so far, in microseconds. */
+export function cpuMicros(pid: number): { user: number; system: number } {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may hold spaces: utime is the 12th, stime the 13th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { user: (Number(fields[11]) * 1e6) / USER_HZ, system: (Number(fields[12]) * 1e6) / USER_HZ };
 }

@@ -53,5 +53,5 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:9090/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # SIGTERM: no new sessions, statements in flight finish (--shutdown-grace), the rest end with 57P01.
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "dist/agent/src/main.js"]
+ENTRYPOINT ["node", "--single-threaded", "dist/agent/src/main.js"]
 CMD ["--config", "/etc/warden/agent.yaml", "--ops", "0.0.0.0:9090"]

@@ -30,11 +30,18 @@ afterAll(() => {
 });
 
 /** Runs a compiled entry point (a path inside dist/) of the runtime layout with --help. */
-async function helpOf(distPath: string): Promise<string> {
+/** `--help` of a program as a launcher starts it: node options (e.g. --single-threaded), then the script. */
+async function helpOf(distPath: string, nodeOptions: string[] = []): Promise<string> {
   const file = path.join(app, 'dist', distPath.replace(/^(\/app\/|\/opt\/warden\/)?dist\//, ''));
   expect(fs.existsSync(file), `${distPath} is in the build output`).toBe(true);
-  const { stdout } = await run(process.execPath, [file, '--help'], { cwd: app, timeout: 30_000 });
+  const { stdout } = await run(process.execPath, [...nodeOptions, file, '--help'], { cwd: app, timeout: 30_000 });
   return stdout;
+}
+
+/** A launcher's words after `node`: its node options, the script, and the script's own arguments. */
+function nodeCommand(words: string[]): { options: string[]; script: string; args: string[] } {
+  const i = words.findIndex((w) => !w.startsWith('-'));
+  return { options: words.slice(0, i), script: words[i]!, args: words.slice(i + 1) };
 }
 
 const images = {
@@ -73,7 +80,8 @@ describe('Dockerfiles', () => {
 
       const entry = jsonArray(one(final, 'ENTRYPOINT').args);
       expect(entry[0]).toBe('node');
-      const usage = await helpOf(entry[1]!);
+      const launch = nodeCommand(entry.slice(1));
+      const usage = await helpOf(launch.script, launch.options);
       expect(usage).toMatch(new RegExp(`warden-${component}`));
       for (const flag of flags(jsonArray(one(final, 'CMD').args)).keys()) expect(usage).toContain(`--${flag}`);
 
@@ -198,8 +206,9 @@ describe('systemd units', () => {
 
       const exec = one('ExecStart').split(' ');
       expect(exec[0]).toBe('/usr/bin/node');
-      const usage = await helpOf(exec[1]!);
-      const f = flags(exec.slice(2));
+      const launch = nodeCommand(exec.slice(1));
+      const usage = await helpOf(launch.script, launch.options);
+      const f = flags(launch.args);
       for (const flag of f.keys()) expect(usage).toContain(`--${flag}`);
       if (f.has('state-dir')) expect(f.get('state-dir')![0]).toBe(`/var/lib/${one('StateDirectory')}`);
       if (f.has('shutdown-grace')) expect(parseInt(one('TimeoutStopSec'), 10)).toBeGreaterThan(Number(f.get('shutdown-grace')![0]) + 5);
