@@ -207,8 +207,10 @@ describe('streaming and backpressure', () => {
     const tag = await done;
     clearInterval(timer);
     expect(tag).toBe('400000');
-    // Flat memory: the agent holds socket buffers, not the result.
-    expect(peak - baseline).toBeLessThan(64 * 1024);
+    // Flat memory: the agent holds socket buffers, not the result. This process also hosts the
+    // client, whose 400 MB of read chunks are freed on V8's schedule (seen up to ~68 MiB of
+    // transient growth when the suite runs in parallel); an agent that buffered would add 400 MB.
+    expect(peak - baseline).toBeLessThan(96 * 1024);
     raw.end();
   }, 120_000);
 });

@@ -16,7 +16,8 @@ import type { FieldPolicy } from './mask.js';
 import type { CancelRegistry } from './cancel.js';
 import { AuthError } from '../../identity/index.js';
 import { uuidv7 } from '../../audit/uuidv7.js';
-import type { ResultRecording, SessionEndReason, SessionRecorder } from '../../audit/events.js';
+import { isoNow } from '../../audit/iso-time.js';
+import type { ResultRecording, SessionEndReason, SessionEvent, SessionRecorder } from '../../audit/events.js';
 import type { ApprovalBroker } from '../../approval/broker.js';
 import { StatementHolds } from './hold.js';
 
@@ -67,18 +68,6 @@ export interface SessionStart {
   params: Map<string, string>;
   tls: boolean;
   clientAddress: string;
-}
-
-let lastMs = 0;
-let lastIso = '';
-/** ISO timestamps for records; many statements share a millisecond, so the string is reused. */
-function isoNow(): string {
-  const ms = Date.now();
-  if (ms !== lastMs) {
-    lastMs = ms;
-    lastIso = new Date(ms).toISOString();
-  }
-  return lastIso;
 }
 
 function fatal(socket: net.Socket, code: string, message: string, hint?: string): void {
@@ -228,31 +217,11 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
     onStatement: (s) => {
       seq++;
       if (s.tag && DDL_TAG.test(s.tag)) ctx.onDdl?.();
-      ctx.recorder.record({
-        type: 'statement',
-        sessionId,
-        seq,
-        at: at(),
-        protocol: s.protocol,
-        text: s.text,
-        tag: s.tag,
-        rows: s.rows,
-        error: s.error,
-        durationMs: s.durationMs,
-        decision: s.decision,
-        ruleIds: s.ruleIds,
-        maskedColumns: s.maskedColumns,
-        maskedValues: s.maskedValues,
-        returnedValues: s.returnedValues,
-        touchedColumns: s.touchedColumns,
-        truncated: s.truncated,
-        approvalRequestId: s.approvalRequestId,
-        tables: s.tables,
-        parameters: s.parameters,
-        resultSha256: s.resultSha256,
-        sample: s.sample,
-        bundleVersion,
-      });
+      // Only the keys the record has: JSON.stringify pays for every undefined key it skips
+      // (about twice the cost of the line, measured), and the statement record sets only what applies.
+      const event: SessionEvent = { type: 'statement', sessionId, seq, at: at(), ...s };
+      if (bundleVersion !== undefined) event.bundleVersion = bundleVersion;
+      ctx.recorder.record(event);
     },
     onEnd: (reason, detail, busy) => {
       untrack();
