@@ -7,16 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import type { AgentConfig } from '../../agent/src/config/types.js';
-import { freePort, waitForPort } from '../../test/support/processes.js';
+import { AGENT_NODE_OPTIONS, freePort, waitForPort } from '../../test/support/processes.js';
 
 export { freePort, waitForPort };
-
-/**
- * How the agent is run in production (deploy/docker, deploy/systemd): one V8 thread. The agent is
- * one event loop; V8's helper threads (concurrent GC and compilation) only add wake-ups and
- * context switches on a busy box, measured as 5–10% fewer transactions per second.
- */
-export const AGENT_NODE_FLAGS = ['--single-threaded'];
 
 const distDir = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 
@@ -24,7 +17,7 @@ export async function startAgentProcess(dir: string, config: AgentConfig, port: 
   const file = path.join(dir, `${name}.yaml`);
   fs.writeFileSync(file, stringify(config));
   const main = path.join(distDir, 'agent/src/main.js');
-  const child = spawn(process.execPath, [...AGENT_NODE_FLAGS, main, '--config', file], {
+  const child = spawn(process.execPath, [...AGENT_NODE_OPTIONS, main, '--config', file], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, WARDEN_LOG_LEVEL: 'warn' },
   });

@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEPLOY, ROOT, buildRuntime, flags, kustomize, readDockerfile, readUnit, readYaml, readYamlDocs, secretReferences, type DockerInstruction, type Obj } from './deploy-files.js';
 import { loadConfigDir } from '../../control-plane/src/config/index.js';
 import { validateRepository } from '../../control-plane/src/cli/validate.js';
+import { AGENT_NODE_OPTIONS } from '../support/processes.js';
 
 const run = promisify(execFile);
 let app: string;
@@ -81,6 +82,8 @@ describe('Dockerfiles', () => {
       const entry = jsonArray(one(final, 'ENTRYPOINT').args);
       expect(entry[0]).toBe('node');
       const launch = nodeCommand(entry.slice(1));
+      // The agent runs with the node options its process tests and benchmarks use.
+      if (component === 'agent') expect(launch.options).toEqual(AGENT_NODE_OPTIONS);
       const usage = await helpOf(launch.script, launch.options);
       expect(usage).toMatch(new RegExp(`warden-${component}`));
       for (const flag of flags(jsonArray(one(final, 'CMD').args)).keys()) expect(usage).toContain(`--${flag}`);
@@ -207,6 +210,7 @@ describe('systemd units', () => {
       const exec = one('ExecStart').split(' ');
       expect(exec[0]).toBe('/usr/bin/node');
       const launch = nodeCommand(exec.slice(1));
+      if (unit === 'warden-agent.service') expect(launch.options).toEqual(AGENT_NODE_OPTIONS);
       const usage = await helpOf(launch.script, launch.options);
       const f = flags(launch.args);
       for (const flag of f.keys()) expect(usage).toContain(`--${flag}`);

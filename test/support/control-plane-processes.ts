@@ -8,7 +8,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { entryCommand, spawnLogged, type LoggedProcess } from './processes.js';
+import { AGENT_NODE_OPTIONS, entryCommand, spawnLogged, type LoggedProcess } from './processes.js';
 import { services } from './services.js';
 
 export type RunMode = 'tsx' | 'dist';
@@ -164,13 +164,13 @@ export interface ManagedAgentProcessOptions {
   logLevel?: string;
 }
 
-/** Starts `warden-agent --control-plane …` (enrolling when a token is given). */
+/** Starts `warden-agent --control-plane …` (enrolling when a token is given), with the node options production uses. */
 export function spawnManagedAgent(o: ManagedAgentProcessOptions): LoggedProcess {
   const args = ['--control-plane', o.controlPlane, '--state-dir', o.stateDir, '--name', o.name];
   args.push(...(o.caFile ? ['--ca-file', o.caFile] : ['--insecure']));
   if (o.token) args.push('--enroll-token', 'env:WARDEN_ENROLL');
   for (const [k, v] of Object.entries(o.labels ?? {})) args.push('--label', `${k}=${v}`);
-  return spawnLogged(`agent ${o.name}`, [...entryCommand('agent/src/main.ts', o.mode), ...args], {
+  return spawnLogged(`agent ${o.name}`, [...entryCommand('agent/src/main.ts', o.mode, AGENT_NODE_OPTIONS), ...args], {
     ...(o.token ? { WARDEN_ENROLL: o.token } : {}),
     WARDEN_LOG_LEVEL: o.logLevel ?? 'info',
   });
