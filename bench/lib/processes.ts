@@ -7,17 +7,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import type { AgentConfig } from '../../agent/src/config/types.js';
-import { AGENT_NODE_OPTIONS, freePort, waitForPort } from '../../test/support/processes.js';
+import { AGENT_NODE_OPTIONS, entryCommand, freePort, waitForPort } from '../../test/support/processes.js';
 
 export { freePort, waitForPort };
-
-const distDir = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 
 export async function startAgentProcess(dir: string, config: AgentConfig, port: number, name = 'agent'): Promise<ChildProcess> {
   const file = path.join(dir, `${name}.yaml`);
   fs.writeFileSync(file, stringify(config));
-  const main = path.join(distDir, 'agent/src/main.js');
-  const child = spawn(process.execPath, [...AGENT_NODE_OPTIONS, main, '--config', file], {
+  const [node, ...args] = entryCommand('agent/src/main.ts', 'dist', AGENT_NODE_OPTIONS);
+  const child = spawn(node!, [...args, '--config', file], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, WARDEN_LOG_LEVEL: 'warn' },
   });
@@ -27,7 +25,8 @@ export async function startAgentProcess(dir: string, config: AgentConfig, port: 
 
 /** The runtime floor: a bare Node.js pipe to the upstream (lib/node-pipe.ts). */
 export async function startNodePipe(port: number, upstream: { host: string; port: number }): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [path.join(distDir, 'bench/lib/node-pipe.js'), String(port), upstream.host, String(upstream.port)], {
+  const [node, ...args] = entryCommand('bench/lib/node-pipe.ts', 'dist');
+  const child = spawn(node!, [...args, String(port), upstream.host, String(upstream.port)], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   await waitForPort(port, child, 'node pipe');

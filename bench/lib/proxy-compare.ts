@@ -78,7 +78,8 @@ export function compareSections(results: Measured[], targets: CompareTarget[], m
     });
     // Ratios pair the runs of one round: the median of those, and their range.
     const ratio = (a: string, b: string, name: string, note?: string): ReportSection['rows'][number] => {
-      const xs = of(a).map((r, i) => r.tps / of(b)[i]!.tps);
+      const base = of(b);
+      const xs = of(a).map((r, i) => r.tps / base[i]!.tps);
       const range = spread(xs, 2);
       return { name, value: median(xs).toFixed(2), ...(note || range ? { note: [note, range && `rounds ${range}`].filter(Boolean).join(', ') } : {}) };
     };

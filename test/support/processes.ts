@@ -14,7 +14,6 @@ export const REPO_ROOT = ((): string => {
   return here.includes(`${path.sep}dist${path.sep}`) ? path.resolve(here, '../../..') : path.resolve(here, '../..');
 })();
 
-/** How to run one of the project's entry points: TypeScript through tsx (tests) or the compiled JS (bench). */
 /**
  * Node options the agent runs with in production (deploy/docker, deploy/systemd): one V8 thread.
  * The agent is one event loop; V8's helper threads (concurrent GC and compilation) only add
@@ -22,6 +21,7 @@ export const REPO_ROOT = ((): string => {
  */
 export const AGENT_NODE_OPTIONS = ['--single-threaded'];
 
+/** How to run one of the project's entry points: TypeScript through tsx (tests) or the compiled JS (bench). */
 export function entryCommand(tsEntry: string, mode: 'tsx' | 'dist', nodeOptions: string[] = []): string[] {
   return mode === 'tsx'
     ? [process.execPath, ...nodeOptions, '--import', 'tsx', path.join(REPO_ROOT, tsEntry)]

@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import { AuthError, type AuthContext } from '../../identity/index.js';
 import { authenticateRequest } from './authenticate.js';
 import { uuidv7 } from '../../audit/uuidv7.js';
+import { isoNow } from '../../audit/iso-time.js';
 import type { HttpExchangeRecord, RecordedIdentity, SessionEndReason, SessionRecorder, StatementRecord } from '../../audit/events.js';
 import type { ApprovalBroker } from '../../approval/broker.js';
 import { holdAction } from '../../approval/hold-action.js';
@@ -76,7 +77,7 @@ export async function handleExchange(ctx: HttpSessionContext, req: http.Incoming
     const e = err instanceof AuthError ? err : new AuthError((err as Error).message, '28000', 'no_role');
     const status = e.sqlState === '28P01' ? 401 : 403;
     log.info({ status, reason: e.reason }, 'request refused at authentication');
-    ctx.recorder.record({ type: 'auth.refused', sessionId, at: new Date().toISOString(), agentId: ctx.agentId, listener: ctx.listener, clientAddress, sqlState: e.sqlState, reason: e.message });
+    ctx.recorder.record({ type: 'auth.refused', sessionId, at: isoNow(), agentId: ctx.agentId, listener: ctx.listener, clientAddress, sqlState: e.sqlState, reason: e.message });
     sendJson(res, status, { error: status === 401 ? 'invalid_token' : 'forbidden', message: e.message }, status === 401 ? { 'www-authenticate': 'Bearer error="invalid_token"' } : {});
     req.resume();
     return;
@@ -84,7 +85,7 @@ export async function handleExchange(ctx: HttpSessionContext, req: http.Incoming
   const { identity, role } = authed;
   const recordedIdentity: RecordedIdentity = { subject: identity.subject, issuer: identity.issuer, groups: identity.groups, ...(identity.tokenId ? { tokenId: identity.tokenId } : {}) };
   ctx.recorder.record({
-    type: 'session.start', sessionId, at: new Date().toISOString(), agentId: ctx.agentId, listener: ctx.listener, target: ctx.target.name,
+    type: 'session.start', sessionId, at: isoNow(), agentId: ctx.agentId, listener: ctx.listener, target: ctx.target.name,
     clientAddress, identity: recordedIdentity, role: role.name, tls, ...(req.headers['user-agent'] ? { applicationName: String(req.headers['user-agent']).slice(0, 200) } : {}),
   });
 
@@ -173,8 +174,8 @@ export async function handleExchange(ctx: HttpSessionContext, req: http.Incoming
     statement.durationMs = performance.now() - started;
     statement.tag = String(exchange.status);
     statement.http = exchange;
-    ctx.recorder.record({ type: 'statement', sessionId, seq: 1, at: new Date().toISOString(), bundleVersion: ctx.bundleVersion, ...statement });
-    ctx.recorder.record({ type: 'session.end', sessionId, at: new Date().toISOString(), reason: endReason, statements: 1 });
+    ctx.recorder.record({ type: 'statement', sessionId, seq: 1, at: isoNow(), bundleVersion: ctx.bundleVersion, ...statement });
+    ctx.recorder.record({ type: 'session.end', sessionId, at: isoNow(), reason: endReason, statements: 1 });
   }
 }
 

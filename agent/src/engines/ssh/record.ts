@@ -12,6 +12,7 @@
  * keystroke capture on for deployments that need it.
  */
 import type { SessionEvent } from '../../audit/events.js';
+import { isoNow } from '../../audit/iso-time.js';
 
 const FLUSH_MS = 200;
 const FLUSH_BYTES = 32 * 1024;
@@ -94,7 +95,7 @@ export class TerminalRecorder {
     const asciicast = this.lines.join('\n') + '\n';
     this.lines = [];
     this.bytes = 0;
-    this.emit({ type: 'terminal', sessionId: this.sessionId, at: new Date().toISOString(), channel: this.channel, asciicast });
+    this.emit({ type: 'terminal', sessionId: this.sessionId, at: isoNow(), channel: this.channel, asciicast });
   }
 }
 

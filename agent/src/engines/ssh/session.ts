@@ -12,6 +12,7 @@ import type ssh2 from 'ssh2';
 import type { Logger } from 'pino';
 import type { AuthContext } from '../../identity/index.js';
 import { uuidv7 } from '../../audit/uuidv7.js';
+import { isoNow } from '../../audit/iso-time.js';
 import type { RecordedIdentity, SessionEndReason, SessionRecorder, StatementRecord } from '../../audit/events.js';
 import type { ApprovalBroker } from '../../approval/broker.js';
 import type { ProtocolApprovalRules } from '../../policy/approval-rules.js';
@@ -55,7 +56,7 @@ export function runSshConnection(ctx: SshSessionContext, client: ssh2.Connection
   const sessionId = uuidv7();
   const clientAddress = `${info.ip}:${info.port}`;
   const log = ctx.log.child({ sessionId, client: clientAddress });
-  const at = (): string => new Date().toISOString();
+  const at = isoNow;
   let failures = 0;
   let authed: { identity: RecordedIdentity; role: string; username: string } | undefined;
   let upstream: Promise<Upstream> | undefined;
