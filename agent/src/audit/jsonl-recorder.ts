@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { SessionEvent, SessionRecorder } from './events.js';
+import { statementJson } from './statement-json.js';
 
 /** Longest an event waits in memory before it is handed to the kernel. */
 const FLUSH_INTERVAL_MS = 20;
@@ -46,7 +47,8 @@ export class JsonlRecorder implements SessionRecorder {
 
   record(event: SessionEvent): void {
     if (this.failure) return;
-    const line = JSON.stringify(event);
+    // Statements are nearly every line: they have a writer of their own (statement-json.ts).
+    const line = event.type === 'statement' ? statementJson(event) : JSON.stringify(event);
     // UTF-8 needs at most three bytes per UTF-16 unit; a line that may not fit waits for the next batch.
     const worst = line.length * 3 + 1;
     if (this.used + worst > this.batch.length) {
