@@ -49,6 +49,7 @@ function recordedText(text: string): string {
   }
 }
 const REDACT = compileMasker({ kind: 'redact' });
+const NO_MASKS: ReadonlyMap<number, ColumnMask> = new Map();
 
 export class BackendMasker {
   private rows = 0;
@@ -131,7 +132,7 @@ export class BackendMasker {
     if (!this.policy) {
       // Relay-only: nothing to mask, only the bookkeeping of which request this answers.
       if (head.kind === 'describe') this.advance();
-      else if (this.capture) this.startResult(new Map(), parseRowDescription(frame));
+      else if (this.capture) this.startResult(NO_MASKS, parseRowDescription(frame));
       return undefined;
     }
     const fields = parseRowDescription(frame);
@@ -162,7 +163,7 @@ export class BackendMasker {
     this.inspect[D] = needs ? 1 : 0;
   }
 
-  private startResult(masks: Map<number, ColumnMask>, fields: RowField[], sampleRedact?: number[]): void {
+  private startResult(masks: ReadonlyMap<number, ColumnMask>, fields: RowField[], sampleRedact?: number[]): void {
     this.rowMasker = masks.size > 0 ? new RowMasker(masks) : null;
     this.inspect[D] = this.rowMasker || this.capture?.wantsRows ? 1 : 0;
     // Masked columns reach the client as text (see rewriteRowDescription).

@@ -91,6 +91,11 @@ export class Relay {
   private bytesWhileHeld = 0;
   /** Shutting down: the client is no longer read, only what is in flight is answered. */
   private draining = false;
+  /**
+   * Statements completed by the chunk being relayed. They are recorded once the chunk's output
+   * has been written: the client gets its answer without waiting for the record to be encoded.
+   */
+  private readonly completed: StatementRecord[] = [];
 
   constructor(private readonly opts: RelayOptions) {
     const { client, upstream } = opts;
@@ -101,7 +106,7 @@ export class Relay {
     this.inspector = new FrontendInspector(queue, opts.policy, opts.canRecord, this.holds);
     const results = opts.results;
     const capture = results && (results.sampleRows > 0 || results.hash) ? new ResultCapture(results) : null;
-    this.masker = new BackendMasker(queue, backendInspect, opts.policy, this.inspector.prepared, opts.onStatement, capture, this.holds);
+    this.masker = new BackendMasker(queue, backendInspect, opts.policy, this.inspector.prepared, (r) => this.finished(r), capture, this.holds);
 
     this.fromClient = new FrameScanner({
       inspect: frontendInspect,
@@ -153,6 +158,7 @@ export class Relay {
       this.inPush = false;
       this.drain(this.toClient, client, upstream);
       this.drain(this.toUpstream, upstream, client);
+      this.recordCompleted();
     });
     upstream.on('data', (chunk: Buffer) => {
       this.inPush = true;
@@ -162,6 +168,7 @@ export class Relay {
       if (this.fromUpstream.isStalled) upstream.pause();
       if (this.deferred.length > 0 && this.fromUpstream.atBoundary) this.toClient.push(...this.deferred.splice(0));
       this.drain(this.toClient, client, upstream);
+      this.recordCompleted();
     });
     client.on('end', () => this.end(this.terminating ? 'client_terminate' : 'client_disconnect'));
     client.on('close', () => this.end(this.terminating ? 'client_terminate' : 'client_disconnect'));
@@ -170,6 +177,19 @@ export class Relay {
     upstream.on('close', () => this.end(this.terminating ? 'client_terminate' : 'upstream_closed'));
     upstream.on('error', (err) => this.end('upstream_error', err.message));
     if (pending && pending.length > 0) this.fromClient.push(pending);
+  }
+
+  private finished(record: StatementRecord): void {
+    if (this.inPush) this.completed.push(record);
+    else this.opts.onStatement(record);
+  }
+
+  /** Hands the statements finished by the last chunk to the recorder, in order. */
+  private recordCompleted(): void {
+    const n = this.completed.length;
+    if (n === 0) return;
+    for (let i = 0; i < n; i++) this.opts.onStatement(this.completed[i]!);
+    this.completed.length = 0;
   }
 
   /** Sends a message of the agent's own to the client, never inside a backend frame. */
@@ -241,6 +261,7 @@ export class Relay {
   end(reason: SessionEndReason, detail?: string): void {
     if (this.ended) return;
     this.ended = true;
+    this.recordCompleted();
     const { client, upstream } = this.opts;
     const busy = this.masker.busy && reason !== 'upstream_closed' && reason !== 'upstream_error';
     this.holds?.end(reason === 'client_disconnect' ? 'the client disconnected' : `the session ended (${reason})`);

@@ -53,7 +53,9 @@ export class ResultCapture {
     this.open = true;
     this.columns = columns;
     this.redacted = redacted;
-    this.masked = [...new Set([...masked, ...redacted])].sort((a, b) => a - b);
+    const sent = [...masked];
+    // Usually nothing is masked or redacted: no set to build.
+    this.masked = (redacted.length === 0 ? sent : [...new Set([...sent, ...redacted])]).sort((a, b) => a - b);
   }
 
   /** Bytes of DataRows as sent, in order (whole rows or pieces of streamed ones): buf[start, end). */

@@ -76,7 +76,7 @@ export class RowMasker {
   /** Indexes of the masked columns. */
   readonly columns: number[];
 
-  constructor(masks: Map<number, ColumnMask>) {
+  constructor(masks: ReadonlyMap<number, ColumnMask>) {
     this.columns = [...masks.keys()].sort((a, b) => a - b);
     const max = Math.max(-1, ...masks.keys());
     this.byIndex = Array.from({ length: max + 1 }, (_, i) => masks.get(i));
