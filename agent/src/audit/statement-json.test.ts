@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { jsonString, STATEMENT_FIELDS, statementJson, type StatementEvent } from './statement-json.js';
+import { jsonMillis, jsonString, STATEMENT_FIELDS, statementJson, type StatementEvent } from './statement-json.js';
 import { full, http, minimal } from '../../../test/support/statement-events.js';
 
 /** The event with its fields set in the writer's order (as the PostgreSQL engine sets them). */
@@ -46,5 +46,15 @@ describe('statementJson', () => {
       const e = inWriterOrder({ ...minimal, durationMs, rows: 2 ** 53 + 2, seq: 3 });
       expect(statementJson(e)).toBe(JSON.stringify(e));
     }
+  });
+
+  it('prints durations of up to three decimals as `${ms}` does, for every microsecond up to 2,000 s', () => {
+    const wrong: number[] = [];
+    for (let us = 0; us <= 2_000_000_000; us += us < 2_000_000 ? 1 : 997) {
+      const ms = Math.round(us) / 1000;
+      if (jsonMillis(ms) !== `${ms}`) wrong.push(ms);
+    }
+    expect(wrong.slice(0, 5)).toEqual([]);
+    for (const ms of [0.0005, 1 / 3, 1e-7, 2.5e9, -1, Number.NaN, Number.POSITIVE_INFINITY]) expect(jsonMillis(ms)).toBe(JSON.stringify(ms));
   });
 });

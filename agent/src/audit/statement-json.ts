@@ -40,6 +40,22 @@ function jsonNumber(n: number): string {
   return Number.isFinite(n) ? `${n}` : 'null';
 }
 
+/**
+ * Durations have at most three decimals (mask.ts rounds them to the microsecond). From whole
+ * microseconds they print as `${ms}` does without V8 printing a double, which cost about as much
+ * as the rest of the line's numbers together; anything else is printed the ordinary way.
+ */
+export function jsonMillis(ms: number): string {
+  const us = Math.round(ms * 1000);
+  if (!(us >= 0 && us < 0x7fffffff) || us / 1000 !== ms) return jsonNumber(ms);
+  const whole = Math.floor(us / 1000);
+  const frac = us - whole * 1000;
+  if (frac === 0) return `${whole}`;
+  if (frac % 100 === 0) return `${whole}.${frac / 100}`;
+  if (frac % 10 === 0) return `${whole}.${frac < 100 ? '0' : ''}${frac / 10}`;
+  return `${whole}.${frac < 10 ? '00' : frac < 100 ? '0' : ''}${frac}`;
+}
+
 function stringArray(values: readonly string[]): string {
   let out = '[';
   for (let i = 0; i < values.length; i++) out += (i === 0 ? '' : ',') + jsonString(values[i]!);
@@ -64,7 +80,7 @@ function sampleJson(s: NonNullable<StatementEvent['sample']>): string {
 
 /** The event as one line of JSON (no newline). */
 export function statementJson(e: StatementEvent): string {
-  let out = `{"type":"statement","sessionId":${jsonString(e.sessionId)},"seq":${jsonNumber(e.seq)},"at":${jsonString(e.at)},"protocol":${jsonString(e.protocol)},"text":${jsonString(e.text)},"rows":${jsonNumber(e.rows)},"durationMs":${jsonNumber(e.durationMs)},"decision":${jsonString(e.decision)}`;
+  let out = `{"type":"statement","sessionId":${jsonString(e.sessionId)},"seq":${jsonNumber(e.seq)},"at":${jsonString(e.at)},"protocol":${jsonString(e.protocol)},"text":${jsonString(e.text)},"rows":${jsonNumber(e.rows)},"durationMs":${jsonMillis(e.durationMs)},"decision":${jsonString(e.decision)}`;
   if (e.approvalRequestId !== undefined) out += `,"approvalRequestId":${jsonString(e.approvalRequestId)}`;
   if (e.tag !== undefined) out += `,"tag":${jsonString(e.tag)}`;
   if (e.error !== undefined) out += `,"error":${JSON.stringify(e.error)}`;
