@@ -10,7 +10,7 @@
  * The line parses to exactly the event (statement-json.test.ts holds every
  * field to that), and for the PostgreSQL engine's events — fields in the order
  * mask.ts sets them — it is byte for byte what JSON.stringify writes. Rare
- * nested fields (errors, parameters, HTTP exchanges) go through
+ * nested fields (errors, masked columns, HTTP exchanges) go through
  * JSON.stringify; only the hot ones are written here.
  */
 import type { SessionEvent } from './events.js';
@@ -62,6 +62,16 @@ function stringArray(values: readonly string[]): string {
   return out + ']';
 }
 
+/** Bind parameters: on every extended-protocol statement, so written here too. */
+function parametersJson(ps: NonNullable<StatementEvent['parameters']>): string {
+  let out = '[';
+  for (let i = 0; i < ps.length; i++) {
+    const p = ps[i]!;
+    out += `${i === 0 ? '' : ','}{"value":${p.value === null ? 'null' : jsonString(p.value)}${p.masked === undefined ? '' : `,"masked":${p.masked ? 'true' : 'false'}`}}`;
+  }
+  return out + ']';
+}
+
 function sampleJson(s: NonNullable<StatementEvent['sample']>): string {
   let out = `{"columns":${stringArray(s.columns)},"maskedColumns":[`;
   for (let i = 0; i < s.maskedColumns.length; i++) out += (i === 0 ? '' : ',') + jsonNumber(s.maskedColumns[i]!);
@@ -91,7 +101,7 @@ export function statementJson(e: StatementEvent): string {
   if (e.returnedValues !== undefined) out += `,"returnedValues":${jsonNumber(e.returnedValues)}`;
   if (e.touchedColumns !== undefined) out += `,"touchedColumns":${stringArray(e.touchedColumns)}`;
   if (e.truncated !== undefined) out += `,"truncated":${e.truncated ? 'true' : 'false'}`;
-  if (e.parameters !== undefined) out += `,"parameters":${JSON.stringify(e.parameters)}`;
+  if (e.parameters !== undefined) out += `,"parameters":${parametersJson(e.parameters)}`;
   if (e.resultSha256 !== undefined) out += `,"resultSha256":${jsonString(e.resultSha256)}`;
   if (e.sample !== undefined) out += `,"sample":${sampleJson(e.sample)}`;
   if (e.http !== undefined) out += `,"http":${JSON.stringify(e.http)}`;
