@@ -120,8 +120,14 @@ export class FrontendInspector {
       case 0x50: { // Parse
         const { name, text, paramTypes } = readParse(frame);
         const { decision, refusal } = this.judge(text);
-        this.prepared.set(name, { text, paramTypes, ...(decision ? { decision } : {}), ...(refusal ? { refusal } : {}) });
-        this.queue.push({ kind: 'parse', text, startedAt, stmtIndex: 0, ...(refusal ? { refusal } : {}) });
+        // Optional keys are set only when present (no spread of temporary objects: this runs per statement).
+        const stmt: PreparedStatement = { text, paramTypes };
+        if (decision) stmt.decision = decision;
+        if (refusal) stmt.refusal = refusal;
+        this.prepared.set(name, stmt);
+        const entry: Pending = { kind: 'parse', text, startedAt, stmtIndex: 0 };
+        if (refusal) entry.refusal = refusal;
+        this.queue.push(entry);
         return refusal ? buildParse(name, REFUSAL_SQL) : undefined;
       }
       case 0x42: { // Bind
@@ -129,13 +135,19 @@ export class FrontendInspector {
         const stmt = this.prepared.get(bind.statement);
         const refusal = stmt?.refusal;
         const params = recordBindParams(frame, stmt?.paramTypes ?? [], stmt?.decision?.statements[0], fallbackParamMasker(this.policy?.restrictsPhi ?? false));
-        const portal: Portal = { statement: bind.statement, formats: bind.resultFormats, ...(params.length > 0 ? { params } : {}) };
+        const portal: Portal = { statement: bind.statement, formats: bind.resultFormats };
+        if (params.length > 0) portal.params = params;
         if (stmt?.decision?.approvals) {
           const { values, formats } = readBindValues(frame);
           portal.bound = { values: values.map((v) => (v ? Buffer.from(v) : null)), formats };
         }
         this.portals.set(bind.portal, portal);
-        this.queue.push({ kind: 'bind', text: stmt?.text ?? '', startedAt, stmtIndex: 0, ...(refusal ? { refusal, ...(params.length > 0 ? { params } : {}) } : {}) });
+        const entry: Pending = { kind: 'bind', text: stmt?.text ?? '', startedAt, stmtIndex: 0 };
+        if (refusal) {
+          entry.refusal = refusal;
+          if (params.length > 0) entry.params = params;
+        }
+        this.queue.push(entry);
         // A refused statement was never prepared upstream; make the Bind fail in place with the policy's reason.
         return refusal ? buildParse('', REFUSAL_SQL) : undefined;
       }
@@ -145,33 +157,21 @@ export class FrontendInspector {
         const portal = what === 0x50 ? this.portals.get(name) : undefined;
         const statementName = what === 0x50 ? portal?.statement : name;
         const stmt = statementName !== undefined ? this.prepared.get(statementName) : undefined;
-        this.queue.push({
-          kind: 'describe',
-          text: stmt?.text ?? '',
-          startedAt,
-          stmtIndex: 0,
-          ...(stmt?.decision ? { decision: stmt.decision } : {}),
-          ...(statementName !== undefined ? { statementName } : {}),
-          formats: portal?.formats ?? [],
-        });
+        const entry: Pending = { kind: 'describe', text: stmt?.text ?? '', startedAt, stmtIndex: 0, formats: portal?.formats ?? [] };
+        if (stmt?.decision) entry.decision = stmt.decision;
+        if (statementName !== undefined) entry.statementName = statementName;
+        this.queue.push(entry);
         return undefined;
       }
       case 0x45: { // Execute
         const { portal: portalName, maxRows } = readExecute(frame);
         const portal = this.portals.get(portalName);
         const stmt = portal ? this.prepared.get(portal.statement) : undefined;
-        const entry: Pending = {
-          kind: 'execute',
-          text: stmt?.text ?? '',
-          startedAt,
-          stmtIndex: 0,
-          formats: portal?.formats ?? [],
-          clientMaxRows: maxRows,
-          ...(portal?.params ? { params: portal.params } : {}),
-          ...(portal ? { statementName: portal.statement } : {}),
-          ...(stmt?.decision ? { decision: stmt.decision } : {}),
-          ...(stmt?.fields ? { fields: stmt.fields } : {}),
-        };
+        const entry: Pending = { kind: 'execute', text: stmt?.text ?? '', startedAt, stmtIndex: 0, formats: portal?.formats ?? [], clientMaxRows: maxRows };
+        if (portal?.params) entry.params = portal.params;
+        if (portal) entry.statementName = portal.statement;
+        if (stmt?.decision) entry.decision = stmt.decision;
+        if (stmt?.fields) entry.fields = stmt.fields;
         this.queue.push(entry);
         // Ask the server for one row past the cap so it stops early and we can tell the result was cut.
         const cap = this.policy?.maxRows ?? 0;
