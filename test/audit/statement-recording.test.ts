@@ -87,6 +87,21 @@ describe('statement records keep the result as the client received it', () => {
     expect(s.resultSha256).toBe(sha256(frames));
   });
 
+  it('a large masked result, rewritten across many slabs, is hashed byte for byte', async () => {
+    // 120 patients × 200 = 24,000 rows with ssn masked: about 1 MB of rewritten rows, four 256 KiB slabs.
+    const sql = `SELECT p.id, p.ssn, g FROM ${w.schema}.patients p CROSS JOIN generate_series(1, 200) g ORDER BY g, p.id`;
+    const { bytes, statements } = await session('care', (raw) => raw.send(serialize.query(sql)), 'rec-large-masked');
+    const { frames, cells } = dataRows(bytes);
+    expect(frames).toHaveLength(24000);
+    expect(Buffer.concat(frames).length).toBeGreaterThan(3 * 256 * 1024);
+    expect(cells.every((r) => /^#+\d{4}$/.test(r[1]!))).toBe(true);
+    const s = statements.at(-1)!;
+    expect(s.rows).toBe(24000);
+    expect(s.maskedValues).toBe(24000);
+    expect(s.resultSha256).toBe(sha256(frames));
+    expect(s.sample!.rows).toEqual(cells.slice(0, 20));
+  });
+
   it('a large unmasked result streams past the sample and is still hashed byte for byte', async () => {
     // generate_series yields 20,000 rows with nothing to mask: past the sample they stream through uninspected.
     const sql = `SELECT g, md5(g::text) AS h FROM generate_series(1, 20000) g`;

@@ -236,10 +236,12 @@ export class BackendMasker {
   /** A row the client gets: masked, hashed and sampled as sent. */
   private passRow(frame: Buffer): FrameVerdict {
     this.rows++;
-    const out = this.rowMasker ? this.rowMasker.rewrite(frame) : undefined;
+    const masker = this.rowMasker;
+    const out = masker ? masker.rewrite(frame) : undefined;
     const capture = this.capture;
     if (capture) {
-      capture.row(out ?? frame);
+      if (out) capture.row(out, masker!.memory);
+      else capture.row(frame);
       // Past the sample, rows with nothing to mask stream through again (their bytes still hashed).
       const cap = this.policy?.maxRows ?? 0;
       if (!this.rowMasker && !capture.wantsRows && !(cap > 0 && this.rows >= cap && !this.uncapped)) this.inspect[D] = 0;

@@ -46,14 +46,16 @@ const frontendValid = table(FRONTEND_TYPES);
  */
 function coalesce(parts: Buffer[]): Buffer {
   const first = parts[0]!;
+  // `.buffer` is a call into C++: read once, and only for parts whose offsets line up.
+  const memory = first.buffer;
   let end = first.byteOffset + first.length;
   let contiguous = true;
   for (let i = 1; i < parts.length && contiguous; i++) {
     const p = parts[i]!;
-    contiguous = p.buffer === first.buffer && p.byteOffset === end;
+    contiguous = p.byteOffset === end && p.buffer === memory;
     end += p.length;
   }
-  return contiguous ? Buffer.from(first.buffer, first.byteOffset, end - first.byteOffset) : Buffer.concat(parts);
+  return contiguous ? Buffer.from(memory, first.byteOffset, end - first.byteOffset) : Buffer.concat(parts);
 }
 
 export interface RelayOptions {

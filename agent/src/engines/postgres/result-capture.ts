@@ -30,7 +30,8 @@ const EMPTY_SHA256 = createHash('sha256').digest('hex');
 
 export class ResultCapture {
   private hash: Hash | null = null;
-  private pending: Buffer | null = null;
+  /** The memory of the range not hashed yet: [pendingStart, pendingEnd) of it. */
+  private pending: ArrayBufferLike | null = null;
   private pendingEnd = 0;
   private columns: SentColumn[] | undefined;
   private masked: number[] = [];
@@ -58,17 +59,21 @@ export class ResultCapture {
     this.masked = (redacted.length === 0 ? sent : [...new Set([...sent, ...redacted])]).sort((a, b) => a - b);
   }
 
-  /** Bytes of DataRows as sent, in order (whole rows or pieces of streamed ones): buf[start, end). */
-  bytes(buf: Buffer, start: number, end: number): void {
+  /**
+   * Bytes of DataRows as sent, in order (whole rows or pieces of streamed ones): buf[start, end).
+   * `memory` is buf.buffer when the caller already knows it: reading `.buffer` is a call into C++,
+   * which a masked result would otherwise make for every row.
+   */
+  bytes(buf: Buffer, start: number, end: number, memory?: ArrayBufferLike): void {
     if (!this.settings.hash) return;
     this.open = true;
     const from = buf.byteOffset + start;
-    if (this.pending !== null && buf.buffer === this.pending.buffer && from === this.pendingEnd) {
+    if (this.pending !== null && from === this.pendingEnd && (memory ?? buf.buffer) === this.pending) {
       this.pendingEnd += end - start;
       return;
     }
     this.flushPending();
-    this.pending = buf;
+    this.pending = memory ?? buf.buffer;
     this.pendingStart = from;
     this.pendingEnd = from + (end - start);
   }
@@ -79,13 +84,13 @@ export class ResultCapture {
     const p = this.pending;
     if (p === null) return;
     this.hash ??= createHash('sha256');
-    this.hash.update(new Uint8Array(p.buffer, this.pendingStart, this.pendingEnd - this.pendingStart));
+    this.hash.update(new Uint8Array(p, this.pendingStart, this.pendingEnd - this.pendingStart));
     this.pending = null;
   }
 
-  /** A whole DataRow as sent: hashed, and sampled while the sample has room. */
-  row(frame: Buffer): void {
-    this.bytes(frame, 0, frame.length);
+  /** A whole DataRow as sent (`memory`: its buffer, if known): hashed, and sampled while the sample has room. */
+  row(frame: Buffer, memory?: ArrayBufferLike): void {
+    this.bytes(frame, 0, frame.length, memory);
     this.open = true;
     this.sent++;
     if (this.rows.length < this.settings.sampleRows) this.rows.push(this.decode(frame));
@@ -122,7 +127,7 @@ export class ResultCapture {
 
   private digest(): string {
     const p = this.pending;
-    if (this.hash === null) return p === null ? EMPTY_SHA256 : hashOnce('sha256', new Uint8Array(p.buffer, this.pendingStart, this.pendingEnd - this.pendingStart), 'hex');
+    if (this.hash === null) return p === null ? EMPTY_SHA256 : hashOnce('sha256', new Uint8Array(p, this.pendingStart, this.pendingEnd - this.pendingStart), 'hex');
     this.flushPending();
     return this.hash.digest('hex');
   }

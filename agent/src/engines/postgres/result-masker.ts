@@ -59,6 +59,30 @@ export function rewriteRowDescription(frame: Buffer, masked: ReadonlySet<number>
 const REDACTED = Buffer.from(DEFAULT_REDACTION);
 const SLAB_BYTES = 256 * 1024;
 
+/**
+ * Below this many bytes a plain loop copies faster than Buffer#copy, which
+ * for a range makes a new Uint8Array over the source's ArrayBuffer (a call
+ * into C++ for `.buffer`) on every call; a masked row makes three copies.
+ */
+const LOOP_COPY_MAX = 64;
+
+/** Copies src[from, to) into dst at `at`; returns the position after it. */
+function copyBytes(src: Buffer, from: number, to: number, dst: Buffer, at: number): number {
+  const n = to - from;
+  if (n > LOOP_COPY_MAX) return at + src.copy(dst, at, from, to);
+  for (let k = 0; k < n; k++) dst[at + k] = src[from + k]!;
+  return at + n;
+}
+
+/** Big-endian int32 at `at` (the slab region was sized for it); returns the position after it. */
+function writeInt32(dst: Buffer, at: number, v: number): number {
+  dst[at] = v >>> 24;
+  dst[at + 1] = v >>> 16;
+  dst[at + 2] = v >>> 8;
+  dst[at + 3] = v;
+  return at + 4;
+}
+
 export interface ColumnMask {
   masker: Masker;
   /** Original type, needed to read a binary-format value before masking. */
@@ -90,10 +114,13 @@ export class RowMasker {
    */
   private slab = Buffer.allocUnsafeSlow(0);
   private slabPos = 0;
+  /** The memory of the last row returned (the slab's ArrayBuffer), for callers that compare rows' memory. */
+  memory: ArrayBufferLike = this.slab.buffer;
 
   private take(size: number): Buffer {
     if (this.slabPos + size > this.slab.length) {
       this.slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, size));
+      this.memory = this.slab.buffer;
       this.slabPos = 0;
     }
     const out = this.slab.subarray(this.slabPos, this.slabPos + size);
@@ -135,32 +162,30 @@ export class RowMasker {
       pos = end;
     }
     const out = this.take(size);
-    frame.copy(out, 0, 0, 7);
-    out.writeInt32BE(size - 1, 1);
     // Unmasked columns between masked ones are one contiguous run: one copy per run, not per column.
-    let w = 7;
+    // The first run starts with the frame's header, whose length is corrected once the run is copied.
+    let w = 0;
     let r = 7;
-    let runStart = 7;
+    let runStart = 0;
     for (let i = 0; i < count; i++) {
       const len = frame.readInt32BE(r);
       const next = len < 0 ? r + 4 : r + 4 + len;
       const mask = i < byIndex.length ? byIndex[i] : undefined;
       if (mask !== undefined && len >= 0) {
-        if (r > runStart) w += frame.copy(out, w, runStart, r);
+        if (r > runStart) w = copyBytes(frame, runStart, r, out, w);
         const masked = scratch[i]!;
         if (masked === null) {
-          out.writeInt32BE(-1, w);
-          w += 4;
+          w = writeInt32(out, w, -1);
         } else {
-          out.writeInt32BE(masked.length, w);
-          w += 4 + masked.copy(out, w + 4);
+          w = copyBytes(masked, 0, masked.length, out, writeInt32(out, w, masked.length));
         }
         scratch[i] = null;
         runStart = next;
       }
       r = next;
     }
-    if (r > runStart) frame.copy(out, w, runStart, r);
+    if (r > runStart) copyBytes(frame, runStart, r, out, w);
+    writeInt32(out, 1, size - 1);
     return out;
   }
 }
