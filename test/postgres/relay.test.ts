@@ -166,4 +166,22 @@ describe('relay through the agent', () => {
     ]);
     expect(mine.at(-1)).toMatchObject({ type: 'session.end', reason: 'client_terminate', statements: 3 });
   });
+
+  it('statements answered in one chunk are recorded in order, each with its own result, before the session end', async () => {
+    const c = await connectThroughAgent(agent.port, token, { application_name: 'record-order' });
+    // One Query message with three statements: the server's answers arrive together.
+    await c.query('SELECT g FROM generate_series(1, 1) g; SELECT g FROM generate_series(1, 2) g; SELECT g FROM generate_series(1, 3) g');
+    await c.end();
+    await new Promise((r) => setTimeout(r, 200));
+    const events = await agent.events();
+    const sid = events.find((e) => e.type === 'session.start' && e.applicationName === 'record-order')!.sessionId;
+    const mine = events.filter((e) => e.sessionId === sid);
+    expect(mine.map((e) => (e.type === 'statement' ? `${e.seq}:${e.rows}:${e.tag}` : e.type))).toEqual([
+      'session.start',
+      '1:1:SELECT 1',
+      '2:2:SELECT 2',
+      '3:3:SELECT 3',
+      'session.end',
+    ]);
+  });
 });
