@@ -6,8 +6,8 @@
  * Nothing is buffered: contiguous DataRow bytes of one input chunk (or one
  * masking slab) are hashed as one range, so a large result costs about one
  * hash update per socket read, not one per row. Chunks from the socket and
- * slab regions are never reused, so holding a view until the next update is
- * safe. A result that arrived as one range (most do: one socket read) is
+ * slab regions are never reused, so holding their memory (the ArrayBuffer and
+ * the range in it) until the next update is safe. A result that arrived as one range (most do: one socket read) is
  * hashed in one call, without creating a Hash object for it.
  */
 import { createHash, hash as hashOnce, type Hash } from 'node:crypto';
@@ -68,9 +68,12 @@ export class ResultCapture {
     if (!this.settings.hash) return;
     this.open = true;
     const from = buf.byteOffset + start;
-    if (this.pending !== null && from === this.pendingEnd && (memory ?? buf.buffer) === this.pending) {
-      this.pendingEnd += end - start;
-      return;
+    if (this.pending !== null && from === this.pendingEnd) {
+      memory ??= buf.buffer;
+      if (memory === this.pending) {
+        this.pendingEnd += end - start;
+        return;
+      }
     }
     this.flushPending();
     this.pending = memory ?? buf.buffer;
