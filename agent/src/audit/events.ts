@@ -170,3 +170,6 @@ export interface SessionRecorder {
   readonly healthy: boolean;
   close(): Promise<void>;
 }
+
+/** A statement as the session log keeps it: the record with the session's fields in front. */
+export type StatementEvent = Extract<SessionEvent, { type: 'statement' }>;

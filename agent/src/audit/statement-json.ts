@@ -13,9 +13,9 @@
  * nested fields (errors, masked columns, HTTP exchanges) go through
  * JSON.stringify; only the hot ones are written here.
  */
-import type { SessionEvent } from './events.js';
+import type { StatementEvent } from './events.js';
 
-export type StatementEvent = Extract<SessionEvent, { type: 'statement' }>;
+export type { StatementEvent };
 
 /** Every field of a statement event, in the order the line has them; the compiler checks none is missing. */
 export const STATEMENT_FIELDS = [

@@ -16,13 +16,19 @@ import type { StatementPlan } from '../../policy/decide.js';
 import type { PreparedStatement } from './inspect.js';
 import type { Masker } from '../../masking/index.js';
 import { compileMasker } from '../../masking/index.js';
-import type { StatementRecord } from '../../audit/events.js';
+import type { StatementEvent } from '../../audit/events.js';
+import { isoNow } from '../../audit/iso-time.js';
 import { normalizeSql } from '../../sql/index.js';
 import { rowLimitRule } from '../../policy/approval-rules.js';
 import type { StatementHolds } from './hold.js';
 import { ResultCapture, type SentColumn } from './result-capture.js';
 
-export type { StatementRecord };
+/** What every statement event of a session carries besides the statement itself. */
+export interface StatementSession {
+  id: string;
+  /** Policy bundle version (commit) in force for the session; absent when relaying without one. */
+  bundleVersion: string | undefined;
+}
 
 /** Result-field facts the catalog knows (defence in depth beyond the statement analysis). */
 export interface FieldPolicy {
@@ -62,6 +68,8 @@ export class BackendMasker {
   private limitRefusal: { message: string; code: string; ruleId: string } | undefined;
   /** The streamed frame now passing is a DataRow (its bytes go into the result hash). */
   private streamingRow = false;
+  /** Statements recorded so far: the next one's sequence number, less one. */
+  private seq = 0;
 
   constructor(
     private readonly queue: PendingQueue,
@@ -69,12 +77,19 @@ export class BackendMasker {
     private readonly inspect: Uint8Array,
     private readonly policy: FieldPolicy | null,
     private readonly prepared: Map<string, PreparedStatement>,
-    private readonly onStatement: (r: StatementRecord) => void,
+    /** The session's fields, written into each statement event as it is made (no copy per statement). */
+    private readonly session: StatementSession,
+    private readonly onStatement: (e: StatementEvent) => void,
     /** Result hash and sample for the record; null when results are not recorded. */
     private readonly capture: ResultCapture | null = null,
     /** Asks for approval when a result reaches the row limit and a row-limit rule applies. */
     private readonly holds: StatementHolds | null = null,
   ) {}
+
+  /** How many statements this session has recorded. */
+  get statements(): number {
+    return this.seq;
+  }
 
   get busy(): boolean {
     return this.queue.size > 0;
@@ -283,7 +298,12 @@ export class BackendMasker {
 
   private record(p: Pending, tag: string | undefined, error?: { code: string; message: string }, params = p.params): void {
     const d = p.decision;
-    const rec: StatementRecord = {
+    // The event whole, in the log's field order: the session's fields first, then the statement's.
+    const rec: StatementEvent = {
+      type: 'statement',
+      sessionId: this.session.id,
+      seq: ++this.seq,
+      at: isoNow(),
       protocol: p.kind === 'simple' ? (p.text === '<function call>' ? 'function-call' : 'simple') : p.kind === 'fcall' ? 'function-call' : 'extended',
       text: this.policy?.restrictsPhi ? recordedText(p.text) : p.text,
       rows: this.rows,
@@ -308,6 +328,7 @@ export class BackendMasker {
       if (resultSha256 !== undefined) rec.resultSha256 = resultSha256;
       if (sample) rec.sample = sample;
     }
+    if (this.session.bundleVersion !== undefined) rec.bundleVersion = this.session.bundleVersion;
     this.onStatement(rec);
   }
 

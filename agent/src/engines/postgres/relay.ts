@@ -9,8 +9,8 @@ import { FrameScanner } from './wire/frame-scanner.js';
 import { backend } from './wire/backend-messages.js';
 import { PendingQueue } from './pending.js';
 import { FrontendInspector, type StatementPolicy } from './inspect.js';
-import { BackendMasker, type FieldPolicy, type StatementRecord } from './mask.js';
-import type { ResultRecording, SessionEndReason } from '../../audit/events.js';
+import { BackendMasker, type FieldPolicy, type StatementSession } from './mask.js';
+import type { ResultRecording, SessionEndReason, StatementEvent } from '../../audit/events.js';
 import { ResultCapture } from './result-capture.js';
 import type { StatementHolds } from './hold.js';
 
@@ -70,7 +70,10 @@ export interface RelayOptions {
   holds?: (notify: (message: Buffer) => void) => StatementHolds;
   /** What to keep of results (sample rows, hash); nothing when absent. */
   results?: ResultRecording;
-  onStatement(record: StatementRecord): void;
+  /** The session fields each statement event carries. */
+  session: StatementSession;
+  /** A finished statement, as the session log keeps it. */
+  onStatement(event: StatementEvent): void;
   /** Called once, when the relay is over; `cancelUpstream` is set if the server was still working. */
   onEnd(reason: SessionEndReason, detail: string | undefined, upstreamBusy: boolean): void;
 }
@@ -97,7 +100,7 @@ export class Relay {
    * Statements completed by the chunk being relayed. They are recorded once the chunk's output
    * has been written: the client gets its answer without waiting for the record to be encoded.
    */
-  private readonly completed: StatementRecord[] = [];
+  private readonly completed: StatementEvent[] = [];
 
   constructor(private readonly opts: RelayOptions) {
     const { client, upstream } = opts;
@@ -108,7 +111,7 @@ export class Relay {
     this.inspector = new FrontendInspector(queue, opts.policy, opts.canRecord, this.holds);
     const results = opts.results;
     const capture = results && (results.sampleRows > 0 || results.hash) ? new ResultCapture(results) : null;
-    this.masker = new BackendMasker(queue, backendInspect, opts.policy, this.inspector.prepared, (r) => this.finished(r), capture, this.holds);
+    this.masker = new BackendMasker(queue, backendInspect, opts.policy, this.inspector.prepared, opts.session, (e) => this.finished(e), capture, this.holds);
 
     this.fromClient = new FrameScanner({
       inspect: frontendInspect,
@@ -181,9 +184,14 @@ export class Relay {
     if (pending && pending.length > 0) this.fromClient.push(pending);
   }
 
-  private finished(record: StatementRecord): void {
-    if (this.inPush) this.completed.push(record);
-    else this.opts.onStatement(record);
+  private finished(event: StatementEvent): void {
+    if (this.inPush) this.completed.push(event);
+    else this.opts.onStatement(event);
+  }
+
+  /** Statements recorded in this session so far. */
+  get statements(): number {
+    return this.masker.statements;
   }
 
   /** Hands the statements finished by the last chunk to the recorder, in order. */

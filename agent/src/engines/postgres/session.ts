@@ -187,7 +187,6 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
   });
   log.info({ sub: identity.subject, role: role.name }, 'session started');
 
-  let seq = 0;
   const bundleVersion = ctx.bundleVersion?.();
   const broker = ctx.approvals;
   relay = new Relay({
@@ -214,13 +213,9 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
         }
       : {}),
     ...(ctx.results ? { results: ctx.results } : {}),
-    onStatement: (s) => {
-      seq++;
-      if (s.tag && DDL_TAG.test(s.tag)) ctx.onDdl?.();
-      // Only the keys the record has: JSON.stringify pays for every undefined key it skips
-      // (about twice the cost of the line, measured), and the statement record sets only what applies.
-      const event: SessionEvent = { type: 'statement', sessionId, seq, at: at(), ...s };
-      if (bundleVersion !== undefined) event.bundleVersion = bundleVersion;
+    session: { id: sessionId, bundleVersion },
+    onStatement: (event) => {
+      if (event.tag && DDL_TAG.test(event.tag)) ctx.onDdl?.();
       ctx.recorder.record(event);
     },
     onEnd: (reason, detail, busy) => {
@@ -234,8 +229,9 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
       } else {
         ctx.cancels.unregister(key.processId);
       }
-      ctx.recorder.record({ type: 'session.end', sessionId, at: at(), reason, ...(detail ? { detail } : {}), statements: seq });
-      log.info({ reason, statements: seq }, 'session ended');
+      const statements = relay?.statements ?? 0;
+      ctx.recorder.record({ type: 'session.end', sessionId, at: at(), reason, ...(detail ? { detail } : {}), statements });
+      log.info({ reason, statements }, 'session ended');
     },
   });
   const live = relay;
