@@ -5,9 +5,16 @@
  */
 
 export function cstring(buf: Buffer, start: number): [string, number] {
+  const end = cstringEnd(buf, start);
+  // Unnamed statements and portals are the common case: no call into C++ to decode nothing.
+  return [end === start ? '' : buf.toString('utf8', start, end), end + 1];
+}
+
+/** Where the string at `start` ends (its NUL); for strings that are skipped, not read. */
+function cstringEnd(buf: Buffer, start: number): number {
   const end = buf.indexOf(0, start);
   if (end < 0) throw new Error('unterminated string in message');
-  return [buf.toString('utf8', start, end), end + 1];
+  return end;
 }
 
 export interface ParseMessage {
@@ -54,9 +61,8 @@ export function readBind(frame: Buffer): BindMessage {
 
 /** A Bind's parameter values (null for SQL NULL) with their format codes, as sent. Read only when needed. */
 export function readBindValues(frame: Buffer): { values: Array<Buffer | null>; formats: number[] } {
-  const [, p1] = cstring(frame, 5);
-  const [, p2] = cstring(frame, p1);
-  let pos = p2;
+  // The portal and statement names are skipped: readBind has them.
+  let pos = cstringEnd(frame, cstringEnd(frame, 5) + 1) + 1;
   const nFormats = frame.readInt16BE(pos);
   const formats: number[] = [];
   for (let i = 0; i < nFormats; i++) formats.push(frame.readInt16BE(pos + 2 + 2 * i));
