@@ -13,6 +13,7 @@ import { BackendMasker, type FieldPolicy, type StatementSession } from './mask.j
 import type { ResultRecording, SessionEndReason, StatementEvent } from '../../audit/events.js';
 import { ResultCapture } from './result-capture.js';
 import type { StatementHolds } from './hold.js';
+import { listenUpstream, type UpstreamReader } from './upstream-reader.js';
 
 /** What a client may send while one of its statements is held (it normally just waits). */
 const MAX_BYTES_WHILE_HELD = 16 * 1024 * 1024;
@@ -61,6 +62,8 @@ function coalesce(parts: Buffer[]): Buffer {
 export interface RelayOptions {
   client: net.Socket;
   upstream: net.Socket;
+  /** How a plaintext upstream is read (upstream-reader.ts); absent: its 'data' events. */
+  upstreamReader?: UpstreamReader;
   maxMessageBytes: number;
   /** The role's policy for this session; null relays without inspection (no policy configured). */
   policy: (StatementPolicy & FieldPolicy) | null;
@@ -165,7 +168,7 @@ export class Relay {
       this.drain(this.toUpstream, upstream, client);
       this.recordCompleted();
     });
-    upstream.on('data', (chunk: Buffer) => {
+    listenUpstream(upstream, this.opts.upstreamReader, (chunk: Buffer) => {
       this.inPush = true;
       this.fromUpstream.push(chunk);
       this.inPush = false;

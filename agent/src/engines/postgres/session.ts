@@ -192,6 +192,7 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
   relay = new Relay({
     client: socket,
     upstream: upstream.socket,
+    ...(upstream.reader ? { upstreamReader: upstream.reader } : {}),
     maxMessageBytes: ctx.maxMessageBytes,
     policy,
     canRecord: () => ctx.recorder.healthy,

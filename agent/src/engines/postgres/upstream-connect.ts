@@ -11,6 +11,7 @@ import { Parser } from 'pg-protocol/dist/parser.js';
 import type { BackendMessage } from 'pg-protocol/dist/messages.js';
 import { md5Password, ScramClient } from './scram.js';
 import type { UpstreamTlsMode } from '../../config/types.js';
+import { listenUpstream, UpstreamReader } from './upstream-reader.js';
 
 export interface UpstreamTarget {
   name: string;
@@ -26,6 +27,8 @@ export interface UpstreamTarget {
 
 export interface UpstreamConnection {
   socket: net.Socket;
+  /** Set for a plaintext socket: its chunks come through this reader, not 'data' events (upstream-reader.ts). */
+  reader?: UpstreamReader;
   /** ParameterStatus values in the order the server sent them. */
   parameters: Array<[string, string]>;
   processId: number;
@@ -45,9 +48,9 @@ export class UpstreamError extends Error {
 
 type AnyMessage = BackendMessage & Record<string, unknown>;
 
-function connectTcp(target: UpstreamTarget): Promise<net.Socket> {
+function connectTcp(target: UpstreamTarget, reader: UpstreamReader | undefined): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: target.host, port: target.port });
+    const socket = net.connect({ host: target.host, port: target.port, ...(reader ? { onread: reader.onread } : {}) });
     socket.setNoDelay(true);
     const timer = setTimeout(() => {
       socket.destroy();
@@ -99,10 +102,12 @@ export async function connectUpstream(
   target: UpstreamTarget,
   startupParams: Record<string, string>,
 ): Promise<UpstreamConnection> {
-  let socket = await connectTcp(target);
+  // TLS owns the reads of the socket it wraps: only a plaintext socket is read through our own slabs.
+  const reader = target.tls.mode === 'disable' ? new UpstreamReader() : undefined;
+  let socket = await connectTcp(target, reader);
   try {
     if (target.tls.mode !== 'disable') socket = await startTls(socket, target);
-    return await handshake(socket, target, startupParams);
+    return await handshake(socket, reader, target, startupParams);
   } catch (err) {
     socket.destroy();
     throw err instanceof UpstreamError ? err : new UpstreamError(`upstream ${target.name}: ${(err as Error).message}`, '08006');
@@ -111,6 +116,7 @@ export async function connectUpstream(
 
 function handshake(
   socket: net.Socket,
+  reader: UpstreamReader | undefined,
   target: UpstreamTarget,
   startupParams: Record<string, string>,
 ): Promise<UpstreamConnection> {
@@ -134,11 +140,11 @@ function handshake(
 
     const finish = (err: Error | null): void => {
       clearTimeout(timer);
-      socket.removeListener('data', onData);
+      stopListening();
       socket.removeListener('error', onError);
       socket.removeListener('close', onClose);
       if (err) reject(err);
-      else resolve({ socket, parameters, processId, secretKey });
+      else resolve({ socket, parameters, processId, secretKey, ...(reader ? { reader } : {}) });
     };
 
     const onMessage = (msg: AnyMessage): void => {
@@ -210,7 +216,7 @@ function handshake(
     const onError = (err: Error): void => finish(new UpstreamError(`upstream ${target.name}: ${err.message}`, '08006'));
     const onClose = (): void => finish(new UpstreamError(`upstream ${target.name} closed the connection during login`, '08006'));
 
-    socket.on('data', onData);
+    const stopListening = listenUpstream(socket, reader, onData);
     socket.on('error', onError);
     socket.on('close', onClose);
     socket.write(serialize.startup({ ...startupParams, user: target.user, database: target.database }));
