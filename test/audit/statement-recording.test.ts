@@ -10,10 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPolicyWorld, leaked, type PolicyWorld } from '../policy/policy-harness.js';
 import { RawPg, serialize } from '../support/raw-pg.js';
 import { GROUPS } from '../policy/hospital-policy.js';
-import type { SessionEvent } from '../../agent/src/audit/events.js';
+import type { StatementEvent } from '../../agent/src/audit/events.js';
 import { startTestAgent, connectThroughAgent } from '../support/agent-harness.js';
-
-type StatementEvent = Extract<SessionEvent, { type: 'statement' }>;
 
 let w: PolicyWorld;
 beforeAll(async () => {

@@ -2,9 +2,7 @@
  * Statement events that exercise every field, shared by the tests of the
  * two direct encoders (protobuf: encode-statement.ts, JSON: statement-json.ts).
  */
-import type { SessionEvent } from '../../agent/src/audit/events.js';
-
-export type Statement = Extract<SessionEvent, { type: 'statement' }>;
+import type { StatementEvent as Statement } from '../../agent/src/audit/events.js';
 
 export const minimal: Statement = { type: 'statement', sessionId: 's1', seq: 1, at: '1970-01-01T00:00:00.000Z', protocol: 'simple', text: '', rows: 0, durationMs: 0, decision: 'unchecked' };
 

@@ -21,7 +21,7 @@ import {
   StatementErrorSchema,
   StatementEventSchema,
 } from '../../../proto/src/index.js';
-import type { SessionEvent } from './events.js';
+import type { StatementEvent } from './events.js';
 import { DECISION, PROTOCOL } from './to-proto.js';
 
 /** Field numbers by local name, read once from a message's descriptor. */
@@ -81,7 +81,7 @@ function datum(w: BinaryWriter, no: number, text: string | null, masked: boolean
 }
 
 /** Appends one statement event, as an AuditEvent, to `w`. */
-export function encodeStatement(w: BinaryWriter, e: Extract<SessionEvent, { type: 'statement' }>, sequence: number): void {
+export function encodeStatement(w: BinaryWriter, e: StatementEvent, sequence: number): void {
   str(w, EV.sessionId, e.sessionId);
   u64(w, EV.sequence, sequence);
   w.tag(EV.statement, LEN).fork();

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { jsonMillis, jsonString, STATEMENT_FIELDS, statementJson, type StatementEvent } from './statement-json.js';
+import { jsonMillis, jsonString, STATEMENT_FIELDS, statementJson } from './statement-json.js';
+import type { StatementEvent } from './events.js';
 import { full, http, minimal } from '../../../test/support/statement-events.js';
 
 /** The event with its fields set in the writer's order (as the PostgreSQL engine sets them). */

@@ -15,8 +15,6 @@
  */
 import type { StatementEvent } from './events.js';
 
-export type { StatementEvent };
-
 /** Every field of a statement event, in the order the line has them; the compiler checks none is missing. */
 export const STATEMENT_FIELDS = [
   'type', 'sessionId', 'seq', 'at', 'protocol', 'text', 'rows', 'durationMs', 'decision', 'approvalRequestId', 'tag', 'error',

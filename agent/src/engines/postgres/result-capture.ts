@@ -6,9 +6,10 @@
  * Nothing is buffered: contiguous DataRow bytes of one input chunk (or one
  * masking slab) are hashed as one range, so a large result costs about one
  * hash update per socket read, not one per row. Chunks from the socket and
- * slab regions are never reused, so holding their memory (the ArrayBuffer and
- * the range in it) until the next update is safe. A result that arrived as one range (most do: one socket read) is
- * hashed in one call, without creating a Hash object for it.
+ * slab regions are never reused, so holding their memory (the ArrayBuffer
+ * and the range in it) until the next update is safe. A result that arrived
+ * as one range (most do: one socket read) is hashed in one call, without
+ * creating a Hash object for it.
  */
 import { createHash, hash as hashOnce, type Hash } from 'node:crypto';
 import { binaryToTextBuffer, DEFAULT_REDACTION } from '../../masking/index.js';
