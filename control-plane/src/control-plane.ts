@@ -115,7 +115,7 @@ export async function startControlPlane(
   }
   const registry = new AgentRegistry(pool, schema);
   const key = SigningKey.loadOrCreate(path.resolve(baseDir, config.signingKeyFile));
-  const audit = new AuditChain(pool, schema);
+  const audit = new AuditChain(pool, schema, { bulkWrite: embedded ? 'insert' : 'copy' });
   const retentionMs = parseRetention(config.audit?.retention ?? DEFAULT_RETENTION);
   const checkpointer = new Checkpointer({
     chain: audit,

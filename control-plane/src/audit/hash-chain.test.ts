@@ -39,6 +39,21 @@ describe('audit hash chain', () => {
     expect((await q('SELECT count(*)::int AS n FROM $S.audit_log')).rows[0].n).toBe(40);
   });
 
+  it('a replay mixing stored and new records, out of order and with gaps, appends only the new ones, in the order sent', async () => {
+    // s1 holds sequences 1..10 from beforeEach; s9 is new.
+    const batch = [5, 12, 3, 11, 10, 15].map((seq) => ({ sessionId: 's1', sessionSeq: seq, event: { type: 'statement', seq } }));
+    batch.splice(2, 0, { sessionId: 's9', sessionSeq: 1, event: { type: 'statement', seq: 1 } }, { sessionId: 's1', sessionSeq: 12, event: { type: 'statement', seq: 12 } });
+    expect(await chain.append(batch)).toBe(4);
+    const tail = (await q('SELECT session_id, session_seq::int FROM $S.audit_log WHERE seq > 40 ORDER BY seq')).rows;
+    expect(tail).toEqual([
+      { session_id: 's1', session_seq: 12 },
+      { session_id: 's9', session_seq: 1 },
+      { session_id: 's1', session_seq: 11 },
+      { session_id: 's1', session_seq: 15 },
+    ]);
+    expect((await chain.verify(publicKey)).ok).toBe(true);
+  });
+
   it('detects one changed byte and names the record', async () => {
     await q(`UPDATE $S.audit_log SET payload = replace(payload, 'SELECT 17', 'SELECT 18') WHERE seq = 18`);
     expect((await chain.verify(publicKey)).problem).toMatchObject({ kind: 'modified', seq: 18 });

@@ -9,6 +9,7 @@ import { createHash, createPublicKey, sign, verify, type KeyObject } from 'node:
 import type pg from 'pg';
 import { SchemaTables } from '../db/schema-tables.js';
 import { canonicalJson } from './canonical.js';
+import { emptyChainRows, writeChainRows, type BulkWrite } from './chain-rows.js';
 
 export interface AuditRecordInput {
   sessionId: string;
@@ -38,12 +39,11 @@ export interface VerifyResult {
 }
 
 export const GENESIS = Buffer.alloc(32);
-/** Record separator for batch parameters. */
-const RS = '\x1e';
 
 export function recordHash(prev: Buffer, seq: number, canonical: string): Buffer {
-  const pos = Buffer.alloc(8);
-  pos.writeBigUInt64BE(BigInt(seq));
+  const pos = Buffer.allocUnsafe(8);
+  pos.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), 0);
+  pos.writeUInt32BE(seq >>> 0, 4);
   return createHash('sha256').update(prev).update(pos).update(canonical, 'utf8').digest();
 }
 
@@ -59,6 +59,13 @@ export function keyIdOf(publicKey: KeyObject): string {
 }
 
 export class AuditChain extends SchemaTables {
+  /** How appends write their rows: COPY on PostgreSQL; 'insert' for PGlite, which has no COPY on its socket (chain-rows.ts). */
+  private readonly bulkWrite: BulkWrite;
+
+  constructor(pool: pg.Pool, schema: string, opts: { bulkWrite?: BulkWrite } = {}) {
+    super(pool, schema);
+    this.bulkWrite = opts.bulkWrite ?? 'copy';
+  }
 
   /** Where the stored chain starts once a prefix was pruned: a signed checkpoint's size and head hash. */
   async anchor(): Promise<{ seq: number; hash: Buffer; checkpointId: number } | undefined> {
@@ -84,38 +91,28 @@ export class AuditChain extends SchemaTables {
       const seen = new Set(existing.rows.map((r: { session_id: string; session_seq: string }) => `${r.session_id}#${r.session_seq}`));
       let seq = Number(head.seq);
       let prev = head.hash;
-      // Payloads and hashes travel as single text parameters split by the record separator (0x1E) in
-      // PostgreSQL: no escaping work for the bulk of the bytes. JSON never holds a raw 0x1E.
-      const cols = { seq: [] as number[], sid: [] as string[], sseq: [] as number[], payload: [] as string[], prev: [] as string[], hash: [] as string[] };
+      const rows = emptyChainRows();
       for (const r of records) {
         const k = `${r.sessionId}#${r.sessionSeq}`;
         if (seen.has(k)) continue;
         seen.add(k);
         seq++;
         const payload = r.payload ?? canonicalJson(r.event);
-        if (payload.includes(RS)) throw new Error(`record ${r.sessionId}#${r.sessionSeq}: a payload must be JSON (it holds a raw 0x1E)`);
         const hash = recordHash(prev, seq, payload);
-        cols.seq.push(seq);
-        cols.sid.push(r.sessionId);
-        cols.sseq.push(r.sessionSeq);
-        cols.payload.push(payload);
-        cols.prev.push(prev.toString('hex'));
-        cols.hash.push(hash.toString('hex'));
+        rows.seq.push(seq);
+        rows.sessionId.push(r.sessionId);
+        rows.sessionSeq.push(r.sessionSeq);
+        rows.payload.push(payload);
+        rows.prevHash.push(prev);
+        rows.hash.push(hash);
         prev = hash;
       }
-      const rows = cols.seq;
-      if (rows.length > 0) {
-        await client.query(
-          `INSERT INTO ${this.t('audit_log')} (seq, session_id, session_seq, payload, prev_hash, hash)
-           SELECT seq, sid, sseq, payload, decode(prev, 'hex'), decode(hash, 'hex')
-           FROM unnest($1::bigint[], $2::text[], $3::bigint[], string_to_array($4, E'\\x1e'), string_to_array($5, E'\\x1e'), string_to_array($6, E'\\x1e'))
-             AS x(seq, sid, sseq, payload, prev, hash)`,
-          [cols.seq, cols.sid, cols.sseq, cols.payload.join(RS), cols.prev.join(RS), cols.hash.join(RS)],
-        );
+      if (rows.seq.length > 0) {
+        await writeChainRows(client, this.t('audit_log'), rows, this.bulkWrite);
         await client.query(`UPDATE ${this.t('audit_head')} SET seq = $1, hash = $2 WHERE id = 1`, [seq, prev]);
       }
       await client.query('COMMIT');
-      return rows.length;
+      return rows.seq.length;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
