@@ -34,6 +34,25 @@ export function jsonString(s: string): string {
   return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
 }
 
+/** Escaped forms of strings every line of a session repeats; cleared when full, so it stays small. */
+const repeated = new Map<string, string>();
+const REPEATED_MAX = 1024;
+
+/**
+ * For strings that recur line after line as the same string (a session's id, the bundle version,
+ * enum values): one map lookup instead of a scan. Per-statement strings (text, time, hash, cells)
+ * go through jsonString.
+ */
+function jsonRepeated(s: string): string {
+  let out = repeated.get(s);
+  if (out === undefined) {
+    out = jsonString(s);
+    if (repeated.size >= REPEATED_MAX) repeated.clear();
+    repeated.set(s, out);
+  }
+  return out;
+}
+
 function jsonNumber(n: number): string {
   return Number.isFinite(n) ? `${n}` : 'null';
 }
@@ -88,7 +107,7 @@ function sampleJson(s: NonNullable<StatementEvent['sample']>): string {
 
 /** The event as one line of JSON (no newline). */
 export function statementJson(e: StatementEvent): string {
-  let out = `{"type":"statement","sessionId":${jsonString(e.sessionId)},"seq":${jsonNumber(e.seq)},"at":${jsonString(e.at)},"protocol":${jsonString(e.protocol)},"text":${jsonString(e.text)},"rows":${jsonNumber(e.rows)},"durationMs":${jsonMillis(e.durationMs)},"decision":${jsonString(e.decision)}`;
+  let out = `{"type":"statement","sessionId":${jsonRepeated(e.sessionId)},"seq":${jsonNumber(e.seq)},"at":${jsonString(e.at)},"protocol":${jsonRepeated(e.protocol)},"text":${jsonString(e.text)},"rows":${jsonNumber(e.rows)},"durationMs":${jsonMillis(e.durationMs)},"decision":${jsonRepeated(e.decision)}`;
   if (e.approvalRequestId !== undefined) out += `,"approvalRequestId":${jsonString(e.approvalRequestId)}`;
   if (e.tag !== undefined) out += `,"tag":${jsonString(e.tag)}`;
   if (e.error !== undefined) out += `,"error":${JSON.stringify(e.error)}`;
@@ -103,6 +122,6 @@ export function statementJson(e: StatementEvent): string {
   if (e.resultSha256 !== undefined) out += `,"resultSha256":${jsonString(e.resultSha256)}`;
   if (e.sample !== undefined) out += `,"sample":${sampleJson(e.sample)}`;
   if (e.http !== undefined) out += `,"http":${JSON.stringify(e.http)}`;
-  if (e.bundleVersion !== undefined) out += `,"bundleVersion":${jsonString(e.bundleVersion)}`;
+  if (e.bundleVersion !== undefined) out += `,"bundleVersion":${jsonRepeated(e.bundleVersion)}`;
   return `${out}}`;
 }
