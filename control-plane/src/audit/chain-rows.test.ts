@@ -33,7 +33,7 @@ const awkward = [
   'tab\there, newline\nthere, return\r, backslash \\ and \\N, quote " and \'',
   'ünïcödé — 患者 — emoji 🧬 and a surrogate pair 𝄞',
   '', // an empty payload is a text of length 0, not NULL
-  'x'.repeat(70_000), // longer than a COPY data message PostgreSQL reads at once
+  'x'.repeat(70_000), // over 2 kB: compressed by TOAST, a path rows of ordinary size never take
 ];
 
 function records(): AuditRecordInput[] {
