@@ -17,7 +17,7 @@ import type { CancelRegistry } from './cancel.js';
 import { AuthError } from '../../identity/index.js';
 import { uuidv7 } from '../../audit/uuidv7.js';
 import { isoNow } from '../../audit/iso-time.js';
-import type { ResultRecording, SessionEndReason, SessionEvent, SessionRecorder } from '../../audit/events.js';
+import type { ResultRecording, SessionEndReason, SessionRecorder } from '../../audit/events.js';
 import type { ApprovalBroker } from '../../approval/broker.js';
 import { StatementHolds } from './hold.js';
 
