@@ -11,13 +11,17 @@ node_modules: package-lock.json
 	$(NPM) ci
 	@touch node_modules
 
-build: node_modules ## compile TypeScript to dist/
+build: node_modules agent/native/build/Release/warden_relay.node ## compile TypeScript to dist/ and the native relay (agent/native)
 	$(NPM) run build
+
+# The native relay (C++, N-API): npm ci builds it too (postinstall); this rebuilds it when its sources change.
+agent/native/build/Release/warden_relay.node: agent/native/binding.gyp $(wildcard agent/native/src/*)
+	$(NPM) run build:native
 
 lint: node_modules  ## type-check everything in strict mode
 	$(NPM) run lint
 
-test: node_modules  ## the whole suite against the real PostgreSQL and Redis (see README for env vars)
+test: node_modules agent/native/build/Release/warden_relay.node ## the whole suite against the real PostgreSQL and Redis (see README for env vars)
 	$(NPM) test
 
 bench-approvals: build ## approval decision → first row at the held client; writes bench/out/approvals.{txt,html,json}

@@ -48,6 +48,7 @@ async function main(): Promise<void> {
     await ensurePgbenchData(pgHost, pgPort, pgUser, database, scale);
 
     const agentPort = await freePort();
+    const jsRelayPort = await freePort();
     const policyPort = await freePort();
     const base = {
       agent: { id: 'bench-agent' },
@@ -82,9 +83,17 @@ async function main(): Promise<void> {
       classification: [{ pattern: 'public.pgbench_accounts.filler', phiClass: 'free-text', defaultMask: { strategy: 'redact' } }],
       recording: { kind: 'jsonl', path: path.join(work, 'policy-sessions.jsonl') },
     };
-    log('starting the agents (relay-only and policy), pgbouncer and the bare Node.js pipe');
+    log('starting the agents (relay-only on the native relay and on the JavaScript one, and policy), pgbouncer and the bare Node.js pipe');
     const agent = await startAgentProcess(path.join(work), relayConfig, agentPort, 'relay');
     children.push(agent);
+    // The same relay-only agent with its sessions in JavaScript: what a policy agent's relay costs without the policy.
+    const jsRelayConfig: AgentConfig = {
+      ...relayConfig,
+      listeners: [{ ...relayConfig.listeners[0]!, port: jsRelayPort }],
+      recording: { kind: 'jsonl', path: path.join(work, 'js-relay-sessions.jsonl') },
+    };
+    const jsRelayAgent = await startAgentProcess(path.join(work), jsRelayConfig, jsRelayPort, 'js-relay', { WARDEN_NATIVE_RELAY: '0' });
+    children.push(jsRelayAgent);
     const policyAgent = await startAgentProcess(path.join(work), policyConfig, policyPort, 'policy');
     children.push(policyAgent);
     const bouncerPort = await freePort();
@@ -100,7 +109,8 @@ async function main(): Promise<void> {
       { label: 'direct', name: 'direct', host: pgHost, port: pgPort, user: pgUser, database },
       { label: 'pgbouncer', name: 'pgbouncer', host: '127.0.0.1', port: bouncerPort, user: pgUser, database, pid: bouncer.pid! },
       { label: 'node-pipe', name: 'node pipe (runtime floor)', host: '127.0.0.1', port: pipePort, user: pgUser, database, pid: pipe.pid! },
-      { label: 'agent', name: 'agent (relay-only)', host: '127.0.0.1', port: agentPort, user: 'bench-client', database, password: token, pid: agent.pid! },
+      { label: 'agent', name: 'agent (relay-only, native relay)', host: '127.0.0.1', port: agentPort, user: 'bench-client', database, password: token, pid: agent.pid! },
+      { label: 'agent-js', name: 'agent (relay-only, JS relay)', host: '127.0.0.1', port: jsRelayPort, user: 'bench-client', database, password: token, pid: jsRelayAgent.pid! },
       { label: 'agent+policy', name: 'agent + policy', host: '127.0.0.1', port: policyPort, user: 'bench-client', database, password: token, pid: policyAgent.pid! },
     ];
     // WARDEN_BENCH_PGBENCH=0 measures only the streamed result.

@@ -24,6 +24,7 @@ import { BundleState } from './bundle-state.js';
 import { ApprovalBroker } from './approval/broker.js';
 import { meter, type AgentMetrics } from './ops/metrics.js';
 import type { UpstreamTarget } from './engines/postgres/upstream-connect.js';
+import { loadNativeBinding, NativeRelayLoop } from './engines/postgres/native-relay.js';
 
 export interface RunningAgent {
   engines: ProtocolEngine[];
@@ -41,6 +42,8 @@ export interface RunningAgent {
   upstreams(): UpstreamTarget[];
   /** True from the moment stop() is called. */
   readonly stopping: boolean;
+  /** Sessions the native relay has carried (relay-only enforcement, plaintext). */
+  readonly nativeSessions: number;
   /**
    * Stops accepting, lets statements in flight finish for up to `graceMs`, ends the remaining
    * sessions with 57P01 (each recorded with reason agent_shutdown), and flushes the recorder.
@@ -61,6 +64,8 @@ export interface StartOptions {
   observeApprovalWait?: (seconds: number, outcome: 'approved' | 'refused') => void;
   /** Counts sessions, statements and masked values, and reads the agent's state when scraped. */
   metrics?: AgentMetrics;
+  /** Relay-only sessions go through the native relay when it is built; false keeps them in JavaScript (default: WARDEN_NATIVE_RELAY, else true). */
+  nativeRelay?: boolean;
 }
 
 export interface AgentIdentity {
@@ -97,8 +102,35 @@ export async function startAgentFromBundle(identity: AgentIdentity, bundle: Poli
   const baseDir = options.baseDir ?? process.cwd();
   const log = options.logger ?? createLogger();
   const ownRecorder = options.recorder ? null : new JsonlRecorder(path.resolve(baseDir, identity.recordingPath));
-  const recorder = options.metrics ? meter(options.recorder ?? ownRecorder!, options.metrics) : (options.recorder ?? ownRecorder!);
+  const sink = options.metrics ? meter(options.recorder ?? ownRecorder!, options.metrics) : (options.recorder ?? ownRecorder!);
+  // Statements the native relay carried reach the recorder in batches: a flush waits for those first.
+  const recorder: SessionRecorder = {
+    record: (event) => sink.record(event),
+    get healthy() {
+      return sink.healthy;
+    },
+    flush: async () => {
+      await nativeLoop?.flush();
+      await sink.flush();
+    },
+    close: () => sink.close(),
+  };
   let stopping = false;
+  // Relay-only sessions are carried by the native relay when it was built (see StartOptions.nativeRelay).
+  let nativeLoop: NativeRelayLoop | undefined;
+  let nativeLooked = false;
+  const nativeRelay = (): NativeRelayLoop | undefined => {
+    if (nativeLooked) return nativeLoop;
+    nativeLooked = true;
+    if (!(options.nativeRelay ?? process.env.WARDEN_NATIVE_RELAY !== '0')) return undefined;
+    const binding = loadNativeBinding();
+    if (!binding) {
+      log.warn('the native relay is not built (agent/native): relay-only sessions run in JavaScript');
+      return undefined;
+    }
+    nativeLoop = new NativeRelayLoop(binding, () => recorder.healthy);
+    return nativeLoop;
+  };
   const cancels = new CancelRegistry();
   const approvals = options.approvals ?? new ApprovalBroker({ agentId: identity.id, keys: () => ({}), managed: false });
   const catalogs = new CatalogPool(log);
@@ -218,7 +250,7 @@ export async function startAgentFromBundle(identity: AgentIdentity, bundle: Poli
           approvals,
           ...(observeApprovalWait ? { observeApprovalWait } : {}),
           ...(state.relayOnly
-            ? {}
+            ? { nativeRelay: nativeRelay() }
             : {
                 preparePolicy: (role: string) => state.policyFor(target, role),
                 onDdl: () => state.refreshCatalog(target.name),
@@ -284,11 +316,15 @@ export async function startAgentFromBundle(identity: AgentIdentity, bundle: Poli
     get stopping() {
       return stopping;
     },
+    get nativeSessions() {
+      return nativeLoop?.started ?? 0;
+    },
     async stop(graceMs = 0) {
       stopping = true;
       // Held statements are refused first, so their sessions can end within the grace period.
       approvals.close('the agent is shutting down');
       await Promise.all([...engines.values()].map((e) => e.engine.stop(graceMs)));
+      await nativeLoop?.stop();
       await catalogs.close();
       await recorder.flush().catch((err: unknown) => log.error({ err: (err as Error).message }, 'session records could not be flushed'));
       await ownRecorder?.close();

@@ -11,13 +11,13 @@ import { AGENT_NODE_OPTIONS, entryCommand, freePort, waitForPort } from '../../t
 
 export { freePort, waitForPort };
 
-export async function startAgentProcess(dir: string, config: AgentConfig, port: number, name = 'agent'): Promise<ChildProcess> {
+export async function startAgentProcess(dir: string, config: AgentConfig, port: number, name = 'agent', env: Record<string, string> = {}): Promise<ChildProcess> {
   const file = path.join(dir, `${name}.yaml`);
   fs.writeFileSync(file, stringify(config));
   const [node, ...args] = entryCommand('agent/src/main.ts', 'dist', AGENT_NODE_OPTIONS);
   const child = spawn(node!, [...args, '--config', file], {
     stdio: ['ignore', 'ignore', 'inherit'],
-    env: { ...process.env, WARDEN_LOG_LEVEL: 'warn' },
+    env: { ...process.env, WARDEN_LOG_LEVEL: 'warn', ...env },
   });
   await waitForPort(port, child, 'agent');
   return child;

@@ -86,7 +86,9 @@ export function compareSections(results: Measured[], targets: CompareTarget[], m
     const has = (label: string): boolean => targets.some((t) => t.label === label);
     rows.push(ratio('agent', 'direct', 'agent / direct'));
     rows.push(ratio('agent', 'pgbouncer', 'agent / pgbouncer', 'target ≥ 0.80'));
-    if (has('agent+policy')) rows.push(ratio('agent+policy', 'agent', 'agent+policy / agent', 'target ≥ 0.85'));
+    if (has('agent-js')) rows.push(ratio('agent-js', 'pgbouncer', 'agent (JS relay) / pgbouncer'));
+    // A policy session always runs on the JavaScript relay: its cost is measured against that relay alone.
+    if (has('agent+policy')) rows.push(has('agent-js') ? ratio('agent+policy', 'agent-js', 'agent+policy / agent (JS relay)', 'target ≥ 0.85') : ratio('agent+policy', 'agent', 'agent+policy / agent', 'target ≥ 0.85'));
     if (has('node-pipe')) rows.push(ratio('node-pipe', 'pgbouncer', 'node pipe / pgbouncer', 'the Node.js runtime floor'));
     rows.push(ratio('pgbouncer', 'direct', 'pgbouncer / direct'));
     return { title: `pgbench -S -M ${mode}, ${opts.clients} clients, ${opts.seconds} s, median of ${opts.rounds} interleaved round${opts.rounds === 1 ? '' : 's'}`, rows };

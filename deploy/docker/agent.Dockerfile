@@ -7,8 +7,10 @@
 #     --state-dir /var/lib/warden --enroll-token env:WARDEN_ENROLL_TOKEN --name db-east-1 --ops 0.0.0.0:9090
 ARG NODE_IMAGE=node:20-slim
 
-# 1. Compile TypeScript (all dev dependencies, install scripts off: none is needed to compile).
+# 1. Compile TypeScript and the native relay (agent/native, C++ against Node's own headers);
+#    install scripts off: the one the project has (the native build) runs explicitly below.
 FROM ${NODE_IMAGE} AS build
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
 COPY proto/package.json proto/package.json
@@ -16,7 +18,7 @@ COPY agent/package.json agent/package.json
 COPY control-plane/package.json control-plane/package.json
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY . .
-RUN npm run build
+RUN npm run build && npm_config_nodedir=/usr/local npm run build:native
 
 # 2. Production dependencies only, exactly as locked (the agent compiles policies with the
 #    control plane's compiler, so both workspaces' runtime dependencies are installed).
@@ -45,6 +47,7 @@ COPY --from=deps /app/proto/package.json ./proto/package.json
 COPY --from=deps /app/agent/package.json ./agent/package.json
 COPY --from=deps /app/control-plane/package.json ./control-plane/package.json
 COPY --from=build /src/dist ./dist
+COPY --from=build /src/agent/native/build/Release/warden_relay.node ./agent/native/build/Release/warden_relay.node
 USER 10001:10001
 # 6432: PostgreSQL clients (TLS); 9090: /healthz, /readyz, /metrics (--ops 0.0.0.0:9090)
 EXPOSE 6432 9090

@@ -17,6 +17,7 @@ import { DEPLOY, ROOT, buildRuntime, flags, kustomize, readDockerfile, readUnit,
 import { loadConfigDir } from '../../control-plane/src/config/index.js';
 import { validateRepository } from '../../control-plane/src/cli/validate.js';
 import { AGENT_NODE_OPTIONS } from '../support/processes.js';
+import { NATIVE_ADDON_PATH } from '../../agent/src/engines/postgres/native-relay.js';
 
 const run = promisify(execFile);
 let app: string;
@@ -71,8 +72,10 @@ describe('Dockerfiles', () => {
         readDockerfile(path.join(ROOT, images.agent.dockerfile)).filter((i) => i.stage === 2).map((i) => `${i.op} ${i.args}`),
       );
       expect(ins.some((i) => i.op === 'RUN' && i.stage === 2 && /npm ci --omit=dev/.test(i.args))).toBe(true);
-      // Only the build output and the production node_modules reach the runtime stage.
-      expect(final.filter((i) => i.op === 'COPY' && /--from=build/.test(i.args)).map((i) => i.args)).toEqual(['--from=build /src/dist ./dist']);
+      // Only the build output (and the agent's native relay, where the agent looks for it) and the
+      // production node_modules reach the runtime stage.
+      const built = ['--from=build /src/dist ./dist', ...(component === 'agent' ? [`--from=build /src/${NATIVE_ADDON_PATH} ./${NATIVE_ADDON_PATH}`] : [])];
+      expect(final.filter((i) => i.op === 'COPY' && /--from=build/.test(i.args)).map((i) => i.args)).toEqual(built);
       expect(final.filter((i) => i.op === 'COPY' && /node_modules/.test(i.args)).map((i) => i.args)).toEqual(['--from=deps /app/node_modules ./node_modules']);
       expect(one(final, 'USER').args).toBe('10001:10001');
       expect(final.some((i) => i.op === 'RUN' && /useradd --system --uid 10001/.test(i.args))).toBe(true);

@@ -45,6 +45,8 @@ export interface TestAgentOptions {
   logger?: Logger;
   /** recording.sampleRows (result rows kept per statement); the agent's default when absent. */
   sampleRows?: number;
+  /** Relay-only sessions through the native relay (the default) or the JavaScript one. */
+  nativeRelay?: boolean;
 }
 
 /** Every statement kind: the default test role may do anything, but every statement is still parsed and decided. */
@@ -52,6 +54,17 @@ export const ALL_KINDS = ['select', 'insert', 'update', 'delete', 'merge', 'ddl'
 
 export const TARGET_NAME = 'clinical';
 export const TEST_GROUP = 'warden-testers';
+
+/**
+ * WARDEN_TEST_ENFORCEMENT=relay-only runs a suite's agents without policy, so that its sessions go
+ * through the native relay (the `native-relay` project in vitest.config.ts).
+ */
+function defaultEnforcement(): 'policy' | 'relay-only' | undefined {
+  const e = process.env.WARDEN_TEST_ENFORCEMENT;
+  if (e === undefined || e === '') return undefined;
+  if (e !== 'policy' && e !== 'relay-only') throw new Error(`WARDEN_TEST_ENFORCEMENT must be policy or relay-only, not ${e}`);
+  return e;
+}
 
 /** The single-file config a test agent runs with (also written to disk for agent child processes). */
 export function testAgentConfig(opts: TestAgentOptions, recordingPath: string): AgentConfig {
@@ -79,7 +92,7 @@ export function testAgentConfig(opts: TestAgentOptions, recordingPath: string): 
     roles: opts.roles ?? [{ name: 'tester', targets: [TARGET_NAME], statementKinds: ALL_KINDS, defaultAction: 'allow', tables: [] }],
     ...(opts.classification ? { classification: opts.classification } : {}),
     ...(opts.masking ? { masking: opts.masking } : {}),
-    ...(opts.enforcement ? { enforcement: opts.enforcement } : {}),
+    ...((opts.enforcement ?? defaultEnforcement()) ? { enforcement: opts.enforcement ?? defaultEnforcement()! } : {}),
     recording: { kind: 'jsonl', path: recordingPath, ...(opts.sampleRows !== undefined ? { sampleRows: opts.sampleRows } : {}) },
   };
 }
@@ -94,6 +107,7 @@ export async function startTestAgent(opts: TestAgentOptions): Promise<TestAgent>
     logger: opts.logger ?? pino({ level: process.env.WARDEN_TEST_LOG ?? 'silent' }),
     ...(opts.recorder ? { recorder: opts.recorder } : {}),
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
+    ...(opts.nativeRelay !== undefined ? { nativeRelay: opts.nativeRelay } : {}),
   });
   const recordingFile = path.join(dir, 'sessions.jsonl');
   return {
@@ -107,7 +121,12 @@ export async function startTestAgent(opts: TestAgentOptions): Promise<TestAgent>
       return readJsonl(recordingFile);
     },
     async stop() {
+      const relayOnly = checked.enforcement === 'relay-only' && opts.nativeRelay !== false && !opts.recorder;
       await agent.stop();
+      // A suite run for the native relay must really have gone through it.
+      if (relayOnly && agent.nativeSessions === 0 && fs.existsSync(recordingFile) && fs.readFileSync(recordingFile, 'utf8').includes('"session.start"')) {
+        throw new Error('relay-only sessions were not carried by the native relay (is agent/native built? `make build`)');
+      }
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };

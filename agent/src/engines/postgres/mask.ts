@@ -84,6 +84,8 @@ export class BackendMasker {
     private readonly capture: ResultCapture | null = null,
     /** Asks for approval when a result reaches the row limit and a row-limit rule applies. */
     private readonly holds: StatementHolds | null = null,
+    /** When a statement ended (ms), on the inspector's clock. */
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   /** How many statements this session has recorded. */
@@ -103,6 +105,12 @@ export class BackendMasker {
     this.capture?.streamedRow();
     const cap = this.policy?.maxRows ?? 0;
     if (cap > 0 && this.rows >= cap && !this.uncapped) this.inspect[D] = 1;
+  }
+
+  /** DataRows the native relay counted without copying (past the sample): counted as streamed ones are. */
+  streamedRows(count: number): void {
+    this.rows += count;
+    this.capture?.streamedRows(count);
   }
 
   /** Bytes of a streamed frame on their way to the client: DataRows count towards the result hash. */
@@ -307,7 +315,7 @@ export class BackendMasker {
       protocol: p.kind === 'simple' ? (p.text === '<function call>' ? 'function-call' : 'simple') : p.kind === 'fcall' ? 'function-call' : 'extended',
       text: this.policy?.restrictsPhi ? recordedText(p.text) : p.text,
       rows: this.rows,
-      durationMs: Math.round((performance.now() - p.startedAt) * 1000) / 1000,
+      durationMs: Math.round((this.now() - p.startedAt) * 1000) / 1000,
       decision: p.refusal ? 'deny' : p.approvalRequestId ? 'approved' : d ? d.action : 'unchecked',
     };
     if (p.approvalRequestId) rec.approvalRequestId = p.approvalRequestId;

@@ -59,6 +59,16 @@ function coalesce(parts: Buffer[]): Buffer {
   return contiguous ? Buffer.from(memory, first.byteOffset, end - first.byteOffset) : Buffer.concat(parts);
 }
 
+/** Ends both sockets politely, and makes sure they are gone a second later. */
+export function closeBoth(client: net.Socket, upstream: net.Socket): void {
+  client.end();
+  upstream.end();
+  setTimeout(() => {
+    client.destroy();
+    upstream.destroy();
+  }, 1000).unref();
+}
+
 export interface RelayOptions {
   client: net.Socket;
   upstream: net.Socket;
@@ -289,13 +299,7 @@ export class Relay {
         );
       }
     }
-    client.end();
-    upstream.end();
-    // Give a polite close a moment, then make sure both sockets are gone.
-    setTimeout(() => {
-      client.destroy();
-      upstream.destroy();
-    }, 1000).unref();
+    closeBoth(client, upstream);
     this.opts.onEnd(reason, detail, busy);
   }
 }

@@ -17,9 +17,10 @@ import type { CancelRegistry } from './cancel.js';
 import { AuthError } from '../../identity/index.js';
 import { uuidv7 } from '../../audit/uuidv7.js';
 import { isoNow } from '../../audit/iso-time.js';
-import type { ResultRecording, SessionEndReason, SessionRecorder } from '../../audit/events.js';
+import type { ResultRecording, SessionEndReason, SessionRecorder, StatementEvent } from '../../audit/events.js';
 import type { ApprovalBroker } from '../../approval/broker.js';
 import { StatementHolds } from './hold.js';
+import { NativeRelayLoop, type NativeRelay } from './native-relay.js';
 
 /** Command tags after which the catalog (tables, columns, views) may have changed. */
 const DDL_TAG = /^(CREATE|ALTER|DROP|COMMENT|GRANT|REVOKE|SELECT INTO|REFRESH|IMPORT)\b/;
@@ -51,6 +52,8 @@ export interface SessionContext {
   approvals?: ApprovalBroker;
   /** Observes how long held statements waited. */
   observeApprovalWait?: (seconds: number, outcome: 'approved' | 'refused') => void;
+  /** The native relay, for sessions relayed without policy (relay-only enforcement). */
+  nativeRelay?: NativeRelayLoop | undefined;
   /** Registers the live session so shutdown can drain and end it. */
   track(session: LiveSession): () => void;
 }
@@ -160,7 +163,7 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
     return;
   }
 
-  let relay: Relay | undefined;
+  let relay: Relay | NativeRelay | undefined;
   const key = ctx.cancels.register(ctx.target, upstream.processId, upstream.secretKey, () => relay?.cancelHeld() ?? false);
   const hello: Buffer[] = upstream.parameters.map(([k, v]) => backend.parameterStatus(k, v));
   hello.push(backend.backendKeyData(key.processId, key.secretKey), backend.readyForQuery('I'));
@@ -189,7 +192,50 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
 
   const bundleVersion = ctx.bundleVersion?.();
   const broker = ctx.approvals;
-  relay = new Relay({
+  const session = { id: sessionId, bundleVersion };
+  let untrack: () => void = () => undefined;
+  const onStatement = (event: StatementEvent): void => {
+    if (event.tag && DDL_TAG.test(event.tag)) ctx.onDdl?.();
+    ctx.recorder.record(event);
+  };
+  const onEnd = (reason: SessionEndReason, detail: string | undefined, busy: boolean): void => {
+    untrack();
+    // A client that vanished mid-query (or a shutdown past its grace) must not leave the query running upstream.
+    if (busy && (reason === 'client_disconnect' || reason === 'agent_shutdown')) {
+      void ctx.cancels
+        .cancel(key.processId, key.secretKey)
+        .catch(() => undefined)
+        .finally(() => ctx.cancels.unregister(key.processId));
+    } else {
+      ctx.cancels.unregister(key.processId);
+    }
+    const statements = relay?.statements ?? 0;
+    ctx.recorder.record({ type: 'session.end', sessionId, at: at(), reason, ...(detail ? { detail } : {}), statements });
+    log.info({ reason, statements }, 'session ended');
+  };
+
+  // Nothing to decide before a byte moves: the native relay carries the session (native-relay.ts).
+  if (!policy && ctx.nativeRelay && NativeRelayLoop.eligible(socket, upstream.socket)) {
+    const native = ctx.nativeRelay.start(
+      {
+        client: socket,
+        upstream: upstream.socket,
+        ...(upstream.reader ? { upstreamReader: upstream.reader } : {}),
+        maxMessageBytes: ctx.maxMessageBytes,
+        ...(ctx.results ? { results: ctx.results } : {}),
+        session,
+        onStatement,
+        onEnd,
+      },
+      reader.detach(),
+    );
+    relay = native;
+    untrack = ctx.track(native);
+    native.start();
+    return;
+  }
+
+  const js = new Relay({
     client: socket,
     upstream: upstream.socket,
     ...(upstream.reader ? { upstreamReader: upstream.reader } : {}),
@@ -214,28 +260,11 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
         }
       : {}),
     ...(ctx.results ? { results: ctx.results } : {}),
-    session: { id: sessionId, bundleVersion },
-    onStatement: (event) => {
-      if (event.tag && DDL_TAG.test(event.tag)) ctx.onDdl?.();
-      ctx.recorder.record(event);
-    },
-    onEnd: (reason, detail, busy) => {
-      untrack();
-      // A client that vanished mid-query (or a shutdown past its grace) must not leave the query running upstream.
-      if (busy && (reason === 'client_disconnect' || reason === 'agent_shutdown')) {
-        void ctx.cancels
-          .cancel(key.processId, key.secretKey)
-          .catch(() => undefined)
-          .finally(() => ctx.cancels.unregister(key.processId));
-      } else {
-        ctx.cancels.unregister(key.processId);
-      }
-      const statements = relay?.statements ?? 0;
-      ctx.recorder.record({ type: 'session.end', sessionId, at: at(), reason, ...(detail ? { detail } : {}), statements });
-      log.info({ reason, statements }, 'session ended');
-    },
+    session,
+    onStatement,
+    onEnd,
   });
-  const live = relay;
-  const untrack = ctx.track(live);
-  live.start(reader.detach());
+  relay = js;
+  untrack = ctx.track(js);
+  js.start(reader.detach());
 }

@@ -1,0 +1,195 @@
+/**
+ * The native relay (agent/native) carries relay-only sessions. The same
+ * workload through it and through the JavaScript relay must give the client
+ * the same answers and leave the same statement records: text, tags, rows,
+ * errors, parameters, sample rows and the SHA-256 of every result. The
+ * protocol and robustness suites also run through it (the `native-relay`
+ * project in vitest.config.ts).
+ */
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pipeline } from 'node:stream/promises';
+import { Readable, Writable } from 'node:stream';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { serialize } from 'pg-protocol';
+import { startOidcIssuer, type TestIssuer } from '../support/oidc-issuer.js';
+import { connectThroughAgent, directClient, startTestAgent, TEST_GROUP, type TestAgent } from '../support/agent-harness.js';
+import { RawPg } from '../support/raw-pg.js';
+import type { SessionEvent } from '../../agent/src/audit/events.js';
+import { readJsonl } from '../../agent/src/audit/jsonl-recorder.js';
+
+let issuer: TestIssuer;
+let native: TestAgent;
+let js: TestAgent;
+let token: string;
+const table = `native_relay_t_${process.pid}`;
+
+beforeAll(async () => {
+  issuer = await startOidcIssuer();
+  native = await startTestAgent({ issuer: issuer.issuer, enforcement: 'relay-only', nativeRelay: true });
+  js = await startTestAgent({ issuer: issuer.issuer, enforcement: 'relay-only', nativeRelay: false });
+  token = await issuer.sign({ sub: 'analytics-bot', groups: [TEST_GROUP] });
+  const c = await directClient();
+  await c.query(`DROP TABLE IF EXISTS ${table}; CREATE TABLE ${table} (id int primary key, note text, payload bytea)`);
+  await c.end();
+});
+
+afterAll(async () => {
+  const c = await directClient();
+  await c.query(`DROP TABLE IF EXISTS ${table}`);
+  await c.end();
+  await native?.stop();
+  await js?.stop();
+  await issuer?.close();
+});
+
+/** Everything a client can observe of one workload, and what the relay must record of it. */
+async function workload(agent: TestAgent): Promise<unknown[]> {
+  const seen: unknown[] = [];
+  const c = await connectThroughAgent(agent.port, token, { application_name: 'parity' });
+  const notices: string[] = [];
+  c.on('notice', (n) => notices.push(n.message ?? ''));
+  const q = async (text: string, values?: unknown[]): Promise<void> => {
+    try {
+      const r = await c.query({ text, ...(values ? { values } : {}) });
+      const results = Array.isArray(r) ? r : [r];
+      seen.push(results.map((x: { command: string; rowCount: number | null; rows: unknown[] }) => [x.command, x.rowCount, x.rows]));
+    } catch (err) {
+      seen.push({ code: (err as { code?: string }).code, message: (err as Error).message });
+    }
+  };
+  await q(`TRUNCATE ${table}`);
+  await q('SELECT 1 AS one, $$tab\there$$ AS t, NULL AS n');
+  await q('SELECT 1 AS a; SELECT 2 AS b, 3 AS c');
+  await q('SELECT 1/0');
+  await q('');
+  await q(`INSERT INTO ${table} SELECT g, 'note ' || g, decode(md5(g::text), 'hex') FROM generate_series(1, 500) g`);
+  await q(`SELECT * FROM ${table} ORDER BY id`);
+  await q(`SELECT id, note FROM ${table} WHERE id = $1 OR note = $2`, [7, 'note 9']);
+  await q(`SELECT payload FROM ${table} WHERE id = $1`, [Buffer.from('not a number')]);
+  for (let i = 0; i < 3; i++) {
+    const r = await c.query({ name: 'by_id', text: `SELECT id, note FROM ${table} WHERE id = $1`, values: [i + 1] });
+    seen.push(r.rows);
+  }
+  await q('BEGIN');
+  await q(`UPDATE ${table} SET note = 'changed' WHERE id < 10`);
+  await q('SELECT no_such_column');
+  await q('SELECT 1');
+  await q('ROLLBACK');
+  await q("DO $$BEGIN RAISE NOTICE 'hello from the server'; END$$");
+  await q('SELECT generate_series(1, 20000) AS g, repeat($1::text, 40) AS filler', ['x']);
+  const copied: Buffer[] = [];
+  await pipeline(
+    c.query(copyTo(`COPY (SELECT id, note FROM ${table} ORDER BY id LIMIT 50) TO STDOUT`)),
+    new Writable({
+      write(chunk: Buffer, _e, done) {
+        copied.push(chunk);
+        done();
+      },
+    }),
+  );
+  seen.push(createHash('sha256').update(Buffer.concat(copied)).digest('hex'));
+  await pipeline(Readable.from(['1001\tfrom copy\n', '1002\tmore\n']), c.query(copyFrom(`COPY ${table} (id, note) FROM STDIN`)));
+  await q(`SELECT count(*) FROM ${table}`);
+  seen.push(notices);
+  await c.end();
+
+  // Pipelined extended protocol in one write: two statements, the second failing as it runs (random() is not
+  // folded at Bind), then a simple query after the Sync.
+  const raw = await RawPg.login(agent.port, token);
+  raw.send(
+    Buffer.concat([
+      serialize.parse({ text: 'SELECT $1::int * 2 AS doubled', types: [] }),
+      serialize.bind({ values: ['21'] }),
+      serialize.describe({ type: 'P' }),
+      serialize.execute({}),
+      serialize.parse({ text: 'SELECT 1/(random() * $1::int)::int', types: [] }),
+      serialize.bind({ values: ['0'] }),
+      serialize.execute({}),
+      serialize.sync(),
+      serialize.query('SELECT 42 AS answer'),
+    ]),
+  );
+  const messages: string[] = [];
+  for (let ready = 0; ready < 2; ) {
+    const m = await raw.waitFor(() => true);
+    messages.push(m.name);
+    if (m.name === 'readyForQuery') ready++;
+  }
+  seen.push(messages);
+  raw.send(serialize.end());
+  await raw.closedWithin(3000);
+  return seen;
+}
+
+/** A session's records without what differs from run to run (ids, clocks, the bundle's version). */
+function comparable(events: SessionEvent[]): unknown[] {
+  return events
+    .filter((e) => e.type === 'statement' || e.type === 'session.end')
+    .map((e) => {
+      const { sessionId, at, durationMs, bundleVersion, ...rest } = e as Record<string, unknown>;
+      void sessionId, at, bundleVersion;
+      expect(typeof durationMs === 'number' || e.type === 'session.end').toBe(true);
+      return rest;
+    });
+}
+
+describe('the native relay', () => {
+  it('gives clients the same answers and records the same statements as the JavaScript relay', async () => {
+    const throughNative = await workload(native);
+    const throughJs = await workload(js);
+    expect(throughNative).toEqual(throughJs);
+    const nativeEvents = comparable(await native.events());
+    const jsEvents = comparable(await js.events());
+    expect(nativeEvents.length).toBe(27);
+    expect(nativeEvents).toContainEqual(expect.objectContaining({ protocol: 'extended', error: { code: '22012', message: 'division by zero' } }));
+    expect(nativeEvents).toEqual(jsEvents);
+    // The sessions really went through the native relay (and only there).
+    expect(native.agent.nativeSessions).toBe(2);
+    expect(js.agent.nativeSessions).toBe(0);
+    // The big result: 20,000 rows counted, 20 sampled, and hashed over every DataRow.
+    const big = nativeEvents.find((e) => (e as { tag?: string }).tag === 'SELECT 20000') as { rows: number; resultSha256: string; sample: { rows: unknown[]; truncated: boolean } };
+    expect(big.rows).toBe(20000);
+    expect(big.sample.rows).toHaveLength(20);
+    expect(big.sample.truncated).toBe(true);
+    expect(big.resultSha256).toMatch(/^[0-9a-f]{64}$/);
+  }, 60_000);
+
+  it('records durations measured where the bytes passed', async () => {
+    const c = await connectThroughAgent(native.port, token);
+    await c.query('SELECT pg_sleep(0.2)');
+    await c.end();
+    const slept = (await native.events()).find((e) => e.type === 'statement' && e.text === 'SELECT pg_sleep(0.2)') as { durationMs: number };
+    expect(slept.durationMs).toBeGreaterThanOrEqual(195);
+    expect(slept.durationMs).toBeLessThan(2000);
+  });
+
+  it('ends a session whose frames the bookkeeping cannot read, and keeps serving the others', async () => {
+    const other = await connectThroughAgent(native.port, token);
+    const raw = await RawPg.login(native.port, token);
+    // A Bind whose parameter-format count runs past the end of the frame: the frame itself is well formed.
+    const body = Buffer.concat([Buffer.from('\0\0'), Buffer.from([0x7f, 0xff])]);
+    const bind = Buffer.concat([Buffer.from([0x42]), Buffer.alloc(4), body]);
+    bind.writeInt32BE(bind.length - 1, 1);
+    raw.send(Buffer.concat([bind, serialize.sync()]));
+    expect(await raw.closedWithin(5000)).toBe(true);
+    expect((await other.query('SELECT 2 AS two')).rows).toEqual([{ two: 2 }]);
+    await other.end();
+    const ends = (await native.events()).filter((e) => e.type === 'session.end' && e.reason === 'protocol_error');
+    expect(ends).toHaveLength(1);
+    expect(ends[0]).toMatchObject({ detail: expect.stringMatching(/^frame handler failed/) });
+  });
+
+  it('ends an idle session with 57P01 when the agent shuts down, and records it', async () => {
+    const extra = await startTestAgent({ issuer: issuer.issuer, enforcement: 'relay-only', nativeRelay: true });
+    const c = await connectThroughAgent(extra.port, token);
+    const ended = new Promise<{ code?: string }>((resolve) => c.on('error', (err) => resolve(err as { code?: string })));
+    await c.query('SELECT 1');
+    await extra.agent.stop(2000);
+    expect((await ended).code).toBe('57P01');
+    const events = await readJsonl(extra.recordingFile);
+    expect(events.filter((e) => e.type === 'statement')).toHaveLength(1);
+    expect(events.find((e) => e.type === 'session.end')).toMatchObject({ reason: 'agent_shutdown', statements: 1 });
+    expect(extra.agent.nativeSessions).toBe(1);
+  });
+});
