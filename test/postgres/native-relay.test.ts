@@ -144,6 +144,10 @@ describe('the native relay', () => {
     expect(nativeEvents.length).toBe(27);
     expect(nativeEvents).toContainEqual(expect.objectContaining({ protocol: 'extended', error: { code: '22012', message: 'division by zero' } }));
     expect(nativeEvents).toEqual(jsEvents);
+    // Each result is described by its own columns, however many statements came before it.
+    const columns = nativeEvents.flatMap((e) => ((e as { sample?: { columns: string[] } }).sample?.columns.length ? [(e as { sample: { columns: string[] } }).sample.columns] : []));
+    expect(columns.slice(0, 4)).toEqual([['one', 't', 'n'], ['a'], ['b', 'c'], ['id', 'note', 'payload']]);
+    expect(columns.slice(-2)).toEqual([['count'], ['answer']]);
     // The sessions really went through the native relay (and only there).
     expect(native.agent.nativeSessions).toBe(2);
     expect(js.agent.nativeSessions).toBe(0);

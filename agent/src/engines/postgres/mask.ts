@@ -55,7 +55,7 @@ function recordedText(text: string): string {
   }
 }
 const REDACT = compileMasker({ kind: 'redact' });
-const NO_MASKS: ReadonlyMap<number, ColumnMask> = new Map();
+const NO_COLUMNS: readonly number[] = [];
 
 export class BackendMasker {
   private rows = 0;
@@ -70,6 +70,9 @@ export class BackendMasker {
   private streamingRow = false;
   /** Statements recorded so far: the next one's sequence number, less one. */
   private seq = 0;
+  /** The last RowDescription of a relay-only session, and the columns it describes. */
+  private lastDescription: Buffer | null = null;
+  private lastColumns: SentColumn[] = [];
 
   constructor(
     private readonly queue: PendingQueue,
@@ -155,7 +158,7 @@ export class BackendMasker {
     if (!this.policy) {
       // Relay-only: nothing to mask, only the bookkeeping of which request this answers.
       if (head.kind === 'describe') this.advance();
-      else if (this.capture) this.startResult(NO_MASKS, parseRowDescription(frame));
+      else if (this.capture) this.startRelayResult(frame);
       return undefined;
     }
     const fields = parseRowDescription(frame);
@@ -191,6 +194,21 @@ export class BackendMasker {
     this.inspect[D] = this.rowMasker || this.capture?.wantsRows ? 1 : 0;
     // Masked columns reach the client as text (see rewriteRowDescription).
     this.capture?.begin(fields.map((f, i) => ({ name: f.name, typeOid: masks.has(i) ? 25 : f.typeOid, format: f.format })), masks.keys(), sampleRedact);
+  }
+
+  /**
+   * A relay-only result: what startResult does with nothing masked. A session's statements mostly
+   * repeat one description, so it is parsed once and its columns reused while the bytes are the same.
+   */
+  private startRelayResult(frame: Buffer): void {
+    if (this.lastDescription === null || !frame.equals(this.lastDescription)) {
+      // A copy: the frame may be a view of a chunk that is not ours to keep.
+      this.lastDescription = Buffer.from(frame);
+      this.lastColumns = parseRowDescription(frame).map((f) => ({ name: f.name, typeOid: f.typeOid, format: f.format }));
+    }
+    this.rowMasker = null;
+    this.inspect[D] = this.capture!.wantsRows ? 1 : 0;
+    this.capture!.begin(this.lastColumns, NO_COLUMNS);
   }
 
   /** An Execute's result has no RowDescription in the stream: the Describe's fields and the portal's formats say what the client gets. */
