@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import net from 'node:net';
 import { waitForPort } from '../support/processes.js';
 import path from 'node:path';
@@ -229,6 +230,48 @@ describe('a recorder that cannot write (disk full)', () => {
       await expect(connectThroughAgent(full.port, token)).rejects.toMatchObject({ code: '57P03' });
     } finally {
       await full.agent.stop().catch(() => undefined);
+    }
+  });
+});
+
+describe('a recorder that stops working mid-session', () => {
+  it('refuses even a statement prepared while it worked: nothing runs unrecorded', async () => {
+    const { JsonlRecorder } = await import('../../agent/src/audit/jsonl-recorder.js');
+    const table = `unrecorded_${process.pid}`;
+    const d = await directClient();
+    await d.query(`DROP TABLE IF EXISTS ${table}; CREATE TABLE ${table} (id int)`);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-unrecorded-'));
+    const inner = new JsonlRecorder(path.join(dir, 'sessions.jsonl'));
+    // A recorder whose health the test switches off, as a full disk would.
+    let up = true;
+    const recorder = {
+      record: (e: Parameters<typeof inner.record>[0]) => (up ? inner.record(e) : undefined),
+      flush: () => inner.flush(),
+      close: () => inner.close(),
+      get healthy() {
+        return up;
+      },
+    };
+    const a = await startTestAgent({ issuer: issuer.issuer, recorder });
+    try {
+      const c = await connectThroughAgent(a.port, token);
+      c.on('error', () => undefined);
+      const insert = { name: 'insert_one', text: `INSERT INTO ${table} VALUES ($1)` };
+      await c.query({ ...insert, values: [1] });
+      up = false;
+      // The native relay reads the recorder's health every 20 ms.
+      await new Promise((r) => setTimeout(r, 100));
+      const refused = { message: expect.stringMatching(/cannot be recorded|recording unavailable/) };
+      await expect(c.query({ ...insert, values: [2] })).rejects.toMatchObject(refused);
+      await expect(c.query(`INSERT INTO ${table} VALUES (3)`)).rejects.toMatchObject(refused);
+      expect((await d.query(`SELECT id FROM ${table} ORDER BY id`)).rows).toEqual([{ id: 1 }]);
+      await c.end().catch(() => undefined);
+    } finally {
+      await a.agent.stop();
+      await inner.close();
+      await d.query(`DROP TABLE IF EXISTS ${table}`);
+      await d.end();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -13,11 +13,14 @@ namespace {
 // Server frames are trusted for size, but the ones copied whole are small.
 constexpr uint32_t kMaxBackendCopied = 64u * 1024 * 1024;
 
-// The relay's refusal when a statement cannot be recorded: the server itself raises the error in
-// the right place of the stream (and fails an open transaction), so nothing runs unrecorded.
+// The relay's refusal of a Query (or FunctionCall) when the session cannot be recorded: the server
+// itself raises the error in the right place of the stream (and fails an open transaction).
 const char* kUnrecordedSql =
     "DO $warden$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'statement refused: the session cannot be "
     "recorded right now, and nothing runs unrecorded'; END$warden$";
+// Parse and Execute are swapped for a Parse the server rejects at once (42P01, naming the reason
+// in the relation it cannot find); it then skips to Sync, so nothing of the batch runs.
+const char* kUnrecordedParseSql = "SELECT FROM \"warden: recording unavailable, not run\"";
 
 struct TypeTable {
   bool valid[256] = {};
@@ -141,9 +144,16 @@ void Session::frontend_frame(const uint8_t* frame, size_t n, std::vector<iovec>&
     flush_rows();
     loop_.log->append(id, kFront, at, frame, n);
   }
-  if ((type == 'Q' || type == 'P') && !loop_.recordable->load(std::memory_order_relaxed)) {
-    if (type == 'Q') owned.push_back(query_frame(kUnrecordedSql));
-    else owned.push_back(parse_frame(reinterpret_cast<const char*>(frame + 5), kUnrecordedSql));
+  bool runs = type == 'Q' || type == 'P' || type == 'E' || type == 'F';
+  if (runs && !loop_.recordable->load(std::memory_order_relaxed)) {
+    // A FunctionCall is answered like a Query (an error, then ReadyForQuery).
+    if (type == 'Q' || type == 'F') owned.push_back(query_frame(kUnrecordedSql));
+    else if (type == 'E') owned.push_back(parse_frame("", kUnrecordedParseSql));
+    else {
+      // The statement name, bounded by the frame: a malformed Parse without its NUL is not read past.
+      const char* name = reinterpret_cast<const char*>(frame + 5);
+      owned.push_back(parse_frame(std::string(name, strnlen(name, n - 5)), kUnrecordedParseSql));
+    }
     out.push_back({owned.back().data(), owned.back().size()});
     return;
   }

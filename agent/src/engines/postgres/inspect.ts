@@ -22,6 +22,9 @@ import { fallbackParamMasker, recordBindParams } from './bind-params.js';
 /** Parses as a syntax error in every PostgreSQL version; never executes anything. */
 export const REFUSAL_SQL = 'WARDEN REFUSED THIS STATEMENT';
 
+/** The refusal of anything that would run while the session cannot be recorded. */
+const UNRECORDED = { message: 'statement refused: the session cannot be recorded right now, and nothing runs unrecorded', ruleId: 'builtin/recording-unavailable' };
+
 /** What the inspector needs from the policy layer for one session. */
 export interface StatementPolicy {
   /** Decision for a statement string. Throwing refuses it (fail closed). */
@@ -89,9 +92,7 @@ export class FrontendInspector {
   }
 
   private judge(text: string): { decision?: Decision; refusal?: Pending['refusal'] } {
-    if (!this.canRecord()) {
-      return { refusal: { message: 'statement refused: the session cannot be recorded right now, and nothing runs unrecorded', ruleId: 'builtin/recording-unavailable' } };
-    }
+    if (!this.canRecord()) return { refusal: UNRECORDED };
     if (!this.policy) return {};
     let decision: Decision;
     try {
@@ -174,7 +175,10 @@ export class FrontendInspector {
         if (portal) entry.statementName = portal.statement;
         if (stmt?.decision) entry.decision = stmt.decision;
         if (stmt?.fields) entry.fields = stmt.fields;
+        // A statement prepared while recording worked does not run once it stops.
+        if (!this.canRecord()) entry.refusal = UNRECORDED;
         this.queue.push(entry);
+        if (entry.refusal) return buildParse('', REFUSAL_SQL);
         // Ask the server for one row past the cap so it stops early and we can tell the result was cut.
         const cap = this.policy?.maxRows ?? 0;
         // Unless a row-limit approval rule may let the result past the cap: then all rows come, and the cap is applied (or lifted) as they do.
@@ -192,8 +196,9 @@ export class FrontendInspector {
         return undefined;
       }
       case 0x46: { // FunctionCall: calls a function by OID, which no policy can vet
-        if (this.policy) {
-          this.queue.push({ kind: 'simple', text: '<function call>', startedAt, stmtIndex: 0, refusal: { message: 'the function-call protocol is not permitted through Warden', ruleId: 'builtin/function-call' } });
+        if (this.policy || !this.canRecord()) {
+          const refusal = this.policy ? { message: 'the function-call protocol is not permitted through Warden', ruleId: 'builtin/function-call' } : UNRECORDED;
+          this.queue.push({ kind: 'simple', text: '<function call>', startedAt, stmtIndex: 0, refusal });
           return buildQuery(REFUSAL_SQL);
         }
         this.queue.push({ kind: 'fcall', text: '<function call>', startedAt, stmtIndex: 0 });

@@ -13,9 +13,9 @@
  * per-transaction path.
  *
  * Fail closed: while the recorder cannot write, the relay replaces each
- * Query and Parse with a statement the server refuses (42501), so nothing
- * runs unrecorded. The flag it reads is refreshed every 20 ms and after
- * every batch.
+ * Query, FunctionCall, Parse and Execute with something the server refuses
+ * (relay_frames.cc), so nothing runs unrecorded. The flag it reads is
+ * refreshed every 20 ms and after every batch.
  */
 import fs from 'node:fs';
 import path from 'node:path';
