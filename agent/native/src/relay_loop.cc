@@ -208,6 +208,8 @@ void RelayLoop::run() {
       auto it = sessions_.find(uint32_t(tag >> 1));
       if (it == sessions_.end()) continue;
       Session* s = it->second.get();
+      // Ended earlier in this batch (its other socket's event): reaped below.
+      if (s->ended()) continue;
       bool client = (tag & 1) == 0;
       uint32_t ev = events[i].events;
       if (ev & EPOLLOUT) client ? s->client_writable() : s->upstream_writable();
