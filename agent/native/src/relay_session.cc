@@ -150,6 +150,7 @@ void Session::drain() {
 }
 
 void Session::protocol_error(const std::string& message) {
+  // The same messages as relay.ts's, so a client cannot tell which relay carried it.
   std::vector<uint8_t> fatal = error_response("FATAL", "08P01", "invalid frontend message: " + message);
   finish(kProtocolError, message, &fatal);
 }

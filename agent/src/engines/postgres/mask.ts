@@ -55,7 +55,7 @@ function recordedText(text: string): string {
   }
 }
 const REDACT = compileMasker({ kind: 'redact' });
-const NO_COLUMNS: readonly number[] = [];
+const NO_MASKS: ReadonlyMap<number, ColumnMask> = new Map();
 
 export class BackendMasker {
   private rows = 0;
@@ -70,9 +70,10 @@ export class BackendMasker {
   private streamingRow = false;
   /** Statements recorded so far: the next one's sequence number, less one. */
   private seq = 0;
-  /** The last RowDescription of a relay-only session, and the columns it describes. */
+  /** The session's last RowDescription, its fields, and (made on first need) its columns unmasked. */
   private lastDescription: Buffer | null = null;
-  private lastColumns: SentColumn[] = [];
+  private lastFields: RowField[] = [];
+  private lastColumns: SentColumn[] | undefined;
 
   constructor(
     private readonly queue: PendingQueue,
@@ -158,10 +159,10 @@ export class BackendMasker {
     if (!this.policy) {
       // Relay-only: nothing to mask, only the bookkeeping of which request this answers.
       if (head.kind === 'describe') this.advance();
-      else if (this.capture) this.startRelayResult(frame);
+      else if (this.capture) this.startResult(NO_MASKS, this.describe(frame));
       return undefined;
     }
-    const fields = parseRowDescription(frame);
+    const fields = this.describe(frame);
     const plan = head.decision?.statements[head.kind === 'simple' ? head.stmtIndex : 0];
     if (head.kind === 'describe') {
       this.advance();
@@ -189,26 +190,30 @@ export class BackendMasker {
     this.inspect[D] = needs ? 1 : 0;
   }
 
-  private startResult(masks: ReadonlyMap<number, ColumnMask>, fields: RowField[], sampleRedact?: number[]): void {
-    this.rowMasker = masks.size > 0 ? new RowMasker(masks) : null;
-    this.inspect[D] = this.rowMasker || this.capture?.wantsRows ? 1 : 0;
-    // Masked columns reach the client as text (see rewriteRowDescription).
-    this.capture?.begin(fields.map((f, i) => ({ name: f.name, typeOid: masks.has(i) ? 25 : f.typeOid, format: f.format })), masks.keys(), sampleRedact);
-  }
-
   /**
-   * A relay-only result: what startResult does with nothing masked. A session's statements mostly
-   * repeat one description, so it is parsed once and its columns reused while the bytes are the same.
+   * The fields of a RowDescription. A session's statements mostly repeat one description, so it is
+   * parsed once while the bytes are the same (fields are never modified, so sharing them is safe).
    */
-  private startRelayResult(frame: Buffer): void {
+  private describe(frame: Buffer): RowField[] {
     if (this.lastDescription === null || !frame.equals(this.lastDescription)) {
       // A copy: the frame may be a view of a chunk that is not ours to keep.
       this.lastDescription = Buffer.from(frame);
-      this.lastColumns = parseRowDescription(frame).map((f) => ({ name: f.name, typeOid: f.typeOid, format: f.format }));
+      this.lastFields = parseRowDescription(frame);
+      this.lastColumns = undefined;
     }
-    this.rowMasker = null;
-    this.inspect[D] = this.capture!.wantsRows ? 1 : 0;
-    this.capture!.begin(this.lastColumns, NO_COLUMNS);
+    return this.lastFields;
+  }
+
+  private startResult(masks: ReadonlyMap<number, ColumnMask>, fields: RowField[], sampleRedact?: number[]): void {
+    this.rowMasker = masks.size > 0 ? new RowMasker(masks) : null;
+    this.inspect[D] = this.rowMasker || this.capture?.wantsRows ? 1 : 0;
+    const capture = this.capture;
+    if (!capture) return;
+    // Masked columns reach the client as text (see rewriteRowDescription). Unmasked, the columns of
+    // the cached description are made once.
+    const sent = (): SentColumn[] => fields.map((f, i) => ({ name: f.name, typeOid: masks.has(i) ? 25 : f.typeOid, format: f.format }));
+    const columns = masks.size === 0 && fields === this.lastFields ? (this.lastColumns ??= sent()) : sent();
+    capture.begin(columns, masks.keys(), sampleRedact);
   }
 
   /** An Execute's result has no RowDescription in the stream: the Describe's fields and the portal's formats say what the client gets. */

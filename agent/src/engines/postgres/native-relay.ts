@@ -26,9 +26,8 @@ import { PendingQueue } from './pending.js';
 import { FrontendInspector } from './inspect.js';
 import { BackendMasker, type StatementSession } from './mask.js';
 import { ResultCapture } from './result-capture.js';
-import { backend } from './wire/backend-messages.js';
 import type { UpstreamReader } from './upstream-reader.js';
-import { closeBoth } from './relay.js';
+import { closeBoth, shutdownFatal } from './relay.js';
 import type { ResultRecording, SessionEndReason, StatementEvent } from '../../audit/events.js';
 
 type LoopHandle = { readonly __nativeRelayLoop: unique symbol };
@@ -320,8 +319,7 @@ export class NativeRelay {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([idle, ended, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
     clearTimeout(timer);
-    const fatal = backend.errorResponse({ severity: 'FATAL', code: '57P01', message: 'terminating connection due to administrator command', detail: 'The Warden agent is shutting down.' });
-    this.loop.command('end', this.id, 'agent_shutdown', fatal);
+    this.loop.command('end', this.id, 'agent_shutdown', shutdownFatal());
     await ended;
   }
 

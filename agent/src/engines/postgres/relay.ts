@@ -59,6 +59,11 @@ function coalesce(parts: Buffer[]): Buffer {
   return contiguous ? Buffer.from(memory, first.byteOffset, end - first.byteOffset) : Buffer.concat(parts);
 }
 
+/** What PostgreSQL sends when an administrator terminates a backend: the end of a session at agent shutdown. */
+export function shutdownFatal(): Buffer {
+  return backend.errorResponse({ severity: 'FATAL', code: '57P01', message: 'terminating connection due to administrator command', detail: 'The Warden agent is shutting down.' });
+}
+
 /** Ends both sockets politely, and makes sure they are gone a second later. */
 export function closeBoth(client: net.Socket, upstream: net.Socket): void {
   client.end();
@@ -274,9 +279,7 @@ export class Relay {
     const { client } = this.opts;
     // Mid-frame (a large row still streaming) nothing can be inserted: the close alone tells the client.
     if (this.fromUpstream.atBoundary && !client.destroyed) {
-      client.write(
-        backend.errorResponse({ severity: 'FATAL', code: '57P01', message: 'terminating connection due to administrator command', detail: 'The Warden agent is shutting down.' }),
-      );
+      client.write(shutdownFatal());
     }
     this.end('agent_shutdown');
   }
