@@ -19,17 +19,15 @@ static void put_u32_le(uint8_t* p, uint32_t v) {
   p[3] = uint8_t(v >> 24);
 }
 
-void EventLog::append(uint32_t session, RecordKind kind, double at, const uint8_t* p, size_t n, const uint8_t* p2,
-                      size_t n2) {
+void EventLog::append(uint32_t session, RecordKind kind, double at, const uint8_t* p, size_t n) {
   size_t start = bytes.size();
-  bytes.resize(start + kRecordHeaderBytes + n + n2);
+  bytes.resize(start + kRecordHeaderBytes + n);
   uint8_t* h = bytes.data() + start;
   put_u32_le(h, session);
   h[4] = kind;
   std::memcpy(h + 5, &at, 8);  // x86-64 and arm64 are little-endian, as the reader expects
-  put_u32_le(h + 13, uint32_t(n + n2));
+  put_u32_le(h + 13, uint32_t(n));
   if (n > 0) std::memcpy(h + kRecordHeaderBytes, p, n);
-  if (n2 > 0) std::memcpy(h + kRecordHeaderBytes + n, p2, n2);
 }
 
 void EventLog::append_u32(uint32_t session, RecordKind kind, double at, uint32_t value) {

@@ -14,13 +14,10 @@
 namespace warden {
 
 enum RecordKind : uint8_t {
-  kFront = 1,   // a whole frontend frame, as the client sent it
-  kBack = 2,    // a whole backend frame the bookkeeping needs (and sampled DataRows)
-  kRows = 3,    // u32: DataRows that streamed past without being copied
-  kDigest = 4,  // 32 bytes: SHA-256 of every DataRow of the result just finished
-  kIdle = 5,    // a draining session has nothing in flight
-  kEnd = 6,     // u8 reason, u8 busy, detail (UTF-8)
-  kMark = 7,    // session 0, u32 token: every record logged before a flush request has been delivered
+  kStmt = 1,  // a finished statement (relay_statements.h has the payload)
+  kIdle = 2,  // a draining session has nothing in flight
+  kEnd = 3,   // u8 reason, u8 busy, detail (UTF-8)
+  kMark = 4,  // session 0, u32 token: every record logged before a flush request has been delivered
 };
 
 // Same order as SessionEndReason's members used here (native-relay.ts maps them back).
@@ -46,9 +43,8 @@ class EventLog {
  public:
   std::vector<uint8_t> bytes;
 
-  // Appends a record whose payload is `n` bytes at `p` (split into two parts when a frame was collected).
-  void append(uint32_t session, RecordKind kind, double at, const uint8_t* p, size_t n, const uint8_t* p2 = nullptr,
-              size_t n2 = 0);
+  // Appends a record whose payload is `n` bytes at `p`.
+  void append(uint32_t session, RecordKind kind, double at, const uint8_t* p, size_t n);
   void append_u32(uint32_t session, RecordKind kind, double at, uint32_t value);
 };
 

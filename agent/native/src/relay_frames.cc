@@ -1,6 +1,7 @@
 // The framing half of a native session: how each direction's bytes are cut
-// into frames, which frames the record needs, and what is forwarded. The
-// socket half (reads, writes, backpressure, the end) is relay_session.cc.
+// into frames, which frames the statement book reads (relay_statements.cc),
+// and what is forwarded. The socket half (reads, writes, backpressure, the
+// end) is relay_session.cc.
 #include <cstdio>
 #include <cstring>
 
@@ -34,14 +35,6 @@ struct TypeTable {
 const TypeTable kFrontend("BCdcfDEHFPQSX", "BCDEFPQSX");
 // Backend frames the bookkeeping attributes to requests (relay.ts BACKEND_INSPECT).
 const TypeTable kBackend("", "CIsEZT123tn");
-
-// Fetched once: OpenSSL 3 looks the algorithm up in its provider tables on every EVP_sha256() init.
-const EVP_MD* sha256() {
-  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  return md;
-}
-
-bool ends_result(uint8_t type) { return type == 'C' || type == 'I' || type == 's' || type == 'E' || type == 'Z'; }
 
 }  // namespace
 
@@ -140,10 +133,9 @@ void Session::frontend_frame(const uint8_t* frame, size_t n, std::vector<iovec>&
     case 'X': terminating_ = true; break;
     default: extended_open_ = true; break;
   }
-  if (type != 'X') {
-    flush_rows();
-    loop_.log->append(id, kFront, at, frame, n);
-  }
+  std::string problem;
+  // A statement frame the book cannot read is not forwarded (relay.ts: the frame handler failed).
+  if (!book_.frontend(frame, n, at, problem)) return protocol_error("frame handler failed: " + problem);
   bool runs = type == 'Q' || type == 'P' || type == 'E' || type == 'F';
   if (runs && !loop_.recordable->load(std::memory_order_relaxed)) {
     // A FunctionCall is answered like a Query (an error, then ReadyForQuery).
@@ -185,7 +177,7 @@ void Session::feed_upstream(const uint8_t* p, size_t n) {
       if (s.collect && !(header_here && s.remaining <= n - pos)) s.frame.assign(s.header, s.header + 5);
     }
     size_t take = std::min<size_t>(s.remaining, n - pos);
-    if (s.type == 'D' && hash_) EVP_DigestUpdate(hash_, p + pos, take);
+    if (s.type == 'D') book_.row_bytes(p + pos, take);
     bool whole_here = header_here && take == s.remaining;
     if (s.collect && !whole_here) s.frame.insert(s.frame.end(), p + pos, p + pos + take);
     pos += take;
@@ -205,48 +197,18 @@ void Session::feed_upstream(const uint8_t* p, size_t n) {
 
 void Session::backend_frame_start() {
   ScanState& s = from_upstream_;
-  if (s.type == 'D') {
-    if (!result_open_) {
-      result_open_ = true;
-      if (hash_) EVP_DigestInit_ex2(hash_, sha256(), nullptr);
-    }
-    if (hash_) EVP_DigestUpdate(hash_, s.header, 5);
-    s.collect = sampled_ < options_.sample_rows;
-    if (s.collect) sampled_++;
-    else uncopied_rows_++;
-    return;
-  }
-  if (ends_result(s.type)) end_result();
-  s.collect = kBackend.whole[s.type];
+  s.collect = s.type == 'D' ? book_.row_start(s.header) : kBackend.whole[s.type];
 }
 
 void Session::backend_frame_done(const uint8_t* p, size_t n) {
   ScanState& s = from_upstream_;
   if (!s.collect) return;
-  flush_rows();
-  loop_.log->append(id, kBack, now_, p, n);
+  if (s.type == 'D') return book_.row_sampled(p, n);
+  book_.backend(p, n, now_);
   if (s.type == 'Z') {
     if (outstanding_ > 0) outstanding_--;
     check_idle();
   }
-}
-
-void Session::flush_rows() {
-  if (uncopied_rows_ == 0) return;
-  loop_.log->append_u32(id, kRows, now_, uncopied_rows_);
-  uncopied_rows_ = 0;
-}
-
-void Session::end_result() {
-  flush_rows();
-  if (result_open_ && hash_) {
-    uint8_t digest[32];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(hash_, digest, &len);
-    loop_.log->append(id, kDigest, now_, digest, len);
-  }
-  result_open_ = false;
-  sampled_ = 0;
 }
 
 }  // namespace warden

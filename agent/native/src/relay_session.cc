@@ -25,11 +25,15 @@ thread_local uint8_t read_buffer[64 * 1024];
 }  // namespace
 
 Session::Session(LoopServices services, uint32_t id, int client_fd, int upstream_fd, SessionOptions options)
-    : id(id), loop_(services), client_fd_(client_fd), upstream_fd_(upstream_fd), options_(options) {
+    : id(id),
+      loop_(services),
+      client_fd_(client_fd),
+      upstream_fd_(upstream_fd),
+      options_(options),
+      book_(services.log, id, options.sample_rows, options.hash) {
   int one = 1;
   setsockopt(client_fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   setsockopt(upstream_fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (options_.hash) hash_ = EVP_MD_CTX_new();
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = (uint64_t(id) << 1) | 0;
@@ -40,7 +44,6 @@ Session::Session(LoopServices services, uint32_t id, int client_fd, int upstream
 }
 
 Session::~Session() {
-  if (hash_) EVP_MD_CTX_free(hash_);
   if (client_fd_ >= 0) close(client_fd_);
   if (upstream_fd_ >= 0) close(upstream_fd_);
 }
@@ -174,8 +177,6 @@ void Session::finish(EndReason reason, const std::string& detail, const std::vec
   }
   flush(upstream_fd_, to_upstream_);
   ended_ = true;
-  now_ = monotonic_ms();
-  flush_rows();
   std::vector<uint8_t> payload;
   payload.push_back(reason);
   payload.push_back(busy() && reason != kUpstreamClosed && reason != kUpstreamError ? 1 : 0);

@@ -1,14 +1,14 @@
 // One client session relayed natively: both sockets, the framing of each
 // direction, and what the bookkeeping in JavaScript needs to see.
 //
-// Client → upstream: frames are checked (type, length) before a byte moves;
-// statement frames are forwarded whole and copied to the log. Upstream →
-// client: every chunk is written as read; the scanner only observes it,
-// copying the frames that answer requests, the first DataRows of each result
-// (the sample) and hashing every DataRow.
+// Client → upstream: frames are checked (type, length, and the statement
+// frames' fields) before a byte moves, and statement frames are forwarded
+// whole. Upstream → client: every chunk is written as read; the scanner only
+// observes it, handing the statement book (relay_statements.h) the frames
+// that answer requests, every DataRow's bytes for the hash, and the first
+// rows of each result for the sample.
 #pragma once
 
-#include <openssl/evp.h>
 #include <sys/uio.h>
 
 #include <atomic>
@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "relay_common.h"
+#include "relay_statements.h"
 
 namespace warden {
 
@@ -80,8 +81,6 @@ class Session {
   void frontend_frame(const uint8_t* frame, size_t n, std::vector<iovec>& out, std::vector<std::vector<uint8_t>>& owned);
   void backend_frame_start();
   void backend_frame_done(const uint8_t* p, size_t n);
-  void end_result();
-  void flush_rows();
   void protocol_error(const std::string& message);
   void send(int fd, OutQueue& q, const iovec* parts, size_t count);
   bool flush(int fd, OutQueue& q);
@@ -110,11 +109,7 @@ class Session {
   int outstanding_ = 0;
   // Extended-protocol messages sent since the last Sync.
   bool extended_open_ = false;
-  // The result being streamed: rows copied for the sample, rows only counted, and its hash.
-  bool result_open_ = false;
-  uint32_t sampled_ = 0;
-  uint32_t uncopied_rows_ = 0;
-  EVP_MD_CTX* hash_ = nullptr;
+  StatementBook book_;
 };
 
 }  // namespace warden

@@ -19,7 +19,7 @@ export function fallbackParamMasker(restrictsPhi: boolean): Masker | null {
 }
 
 /** A value's text form: text format as sent, binary decoded by its declared type, else hex. */
-function asText(value: Buffer, format: number, typeOid: number | undefined): Buffer {
+export function paramText(value: Buffer, format: number, typeOid: number | undefined): Buffer {
   if (format === 0) return value;
   const text = typeOid ? binaryToTextBuffer(typeOid, value) : undefined;
   return text ?? Buffer.from('\\x' + value.toString('hex'), 'latin1');
@@ -36,7 +36,7 @@ export function recordBindParams(frame: Buffer, paramTypes: readonly number[], p
     const number = i + 1;
     const masker = plan?.params?.has(number) ? plan.params.get(number)! : plan ? (plan.unknownParams ?? null) : fallback;
     const format = formats.length === 0 ? 0 : formats.length === 1 ? formats[0]! : (formats[i] ?? 0);
-    const text = asText(raw, format, paramTypes[i]);
+    const text = paramText(raw, format, paramTypes[i]);
     if (!masker) return { value: text.toString('utf8') };
     const masked = masker(text);
     return { value: masked === null ? null : masked.toString('utf8'), masked: true };

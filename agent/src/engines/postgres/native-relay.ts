@@ -3,14 +3,14 @@
  * (relay-only enforcement, plaintext on both sides) are relayed by a C++
  * thread (agent/native), which owns duplicates of both sockets from the end
  * of the login to the end of the session. It checks every client frame
- * (type, length) before forwarding it, writes server chunks to the client as
- * read, hashes every DataRow, and hands this module a log of the frames the
- * record needs: statements, the server's answers to them, the first rows of
- * each result. Here that log goes through the same FrontendInspector and
- * BackendMasker as relay.ts, so a session's statement events are the same
- * whichever relay carried it; they are written at most ~1 ms after the
- * bytes moved, in batches, which is what keeps JavaScript off the
- * per-transaction path.
+ * (type, length, and the fields of statement frames) before forwarding it,
+ * writes server chunks to the client as read, and keeps the books a session
+ * without a policy needs: which statement each answer belongs to, its rows,
+ * the SHA-256 of its DataRows and the first rows as a sample
+ * (relay_statements.cc, following inspect.ts and mask.ts rule for rule). It
+ * hands this module one record per finished statement, in batches of up to
+ * ~10 ms, which native-records.ts turns into the statement event: the same
+ * event relay.ts records, at about a tenth of the JavaScript per statement.
  *
  * Fail closed: while the recorder cannot write, the relay replaces each
  * Query, FunctionCall, Parse and Execute with something the server refuses
@@ -22,10 +22,8 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type net from 'node:net';
-import { PendingQueue } from './pending.js';
-import { FrontendInspector } from './inspect.js';
-import { BackendMasker, type StatementSession } from './mask.js';
-import { ResultCapture } from './result-capture.js';
+import type { StatementSession } from './mask.js';
+import { NativeStatementReader } from './native-records.js';
 import type { UpstreamReader } from './upstream-reader.js';
 import { closeBoth, shutdownFatal } from './relay.js';
 import type { ResultRecording, SessionEndReason, StatementEvent } from '../../audit/events.js';
@@ -44,7 +42,7 @@ interface NativeBinding {
 }
 
 /** Record kinds and end reasons as relay_common.h numbers them. */
-const FRONT = 1, BACK = 2, ROWS = 3, DIGEST = 4, IDLE = 5, END = 6, MARK = 7;
+const STATEMENT = 1, IDLE = 2, END = 3, MARK = 4;
 const REASONS: SessionEndReason[] = ['client_terminate', 'client_disconnect', 'upstream_closed', 'upstream_error', 'protocol_error', 'agent_shutdown'];
 const RECORD_HEADER = 17;
 
@@ -182,8 +180,8 @@ export class NativeRelayLoop {
       try {
         relay.replay(kind, at, payload);
       } catch (err) {
-        // A session whose frames cannot be accounted for is not relayed further (as relay.ts ends one
-        // whose frame handler fails); the others go on.
+        // A session whose records cannot be read (a malformed RowDescription from the server, say) is not
+        // relayed further, as relay.ts ends one whose frame handler fails; the others go on.
         this.sessions.delete(id);
         if (kind !== END) this.binding.end(this.handle, id, REASONS.indexOf('protocol_error'), null);
         relay.failed(`frame handler failed: ${(err as Error).message}`);
@@ -216,13 +214,9 @@ export class NativeRelayLoop {
 
 /** A session on the native relay: the same surface session.ts uses of a Relay. */
 export class NativeRelay {
-  private readonly inspector: FrontendInspector;
-  private readonly masker: BackendMasker;
-  private readonly capture: ResultCapture | null;
+  private readonly reader: NativeStatementReader;
   private id = 0;
   private ended = false;
-  /** The native time of the record being replayed: statement durations are measured where the bytes passed. */
-  private at = 0;
   private idle: (() => void) | null = null;
   private endWaiters: Array<() => void> = [];
 
@@ -231,13 +225,7 @@ export class NativeRelay {
     private readonly opts: NativeSessionOptions,
     private readonly pending: Buffer,
   ) {
-    const queue = new PendingQueue();
-    const clock = (): number => this.at;
-    // Relay-only: no policy, no holds; the inspector only keeps the books.
-    this.inspector = new FrontendInspector(queue, null, () => true, null, clock);
-    const r = opts.results;
-    this.capture = r && (r.sampleRows > 0 || r.hash) ? new ResultCapture(r, true) : null;
-    this.masker = new BackendMasker(queue, new Uint8Array(256), null, this.inspector.prepared, opts.session, (e) => opts.onStatement(e), this.capture, null, clock);
+    this.reader = new NativeStatementReader(opts.session);
   }
 
   /** Hands the sockets over (after the login's last bytes reached the client). */
@@ -267,19 +255,9 @@ export class NativeRelay {
 
   /** @internal A record of this session from the native thread. */
   replay(kind: number, at: number, payload: Buffer): void {
-    this.at = at;
     switch (kind) {
-      case FRONT:
-        this.inspector.frame(payload[0]!, payload);
-        break;
-      case BACK:
-        this.masker.frame(payload[0]!, payload);
-        break;
-      case ROWS:
-        this.masker.streamedRows(payload.readUInt32LE(0));
-        break;
-      case DIGEST:
-        this.capture?.digested(payload.toString('hex'));
+      case STATEMENT:
+        this.opts.onStatement(this.reader.read(at, payload));
         break;
       case IDLE:
         this.idle?.();
@@ -291,7 +269,7 @@ export class NativeRelay {
   }
 
   get statements(): number {
-    return this.masker.statements;
+    return this.reader.statements;
   }
 
   /** @internal The bookkeeping failed on one of this session's records: the relay is told to end it. */

@@ -29,6 +29,38 @@ export interface CapturedResult {
 
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
 
+/**
+ * A DataRow as the sample keeps it: each value as text (a binary one decoded by its column's type,
+ * else hex), SQL NULL as null, and the `redacted` columns as [REDACTED]. Without columns (an Execute
+ * never described) values are read as text.
+ */
+export function decodeSampleRow(frame: Buffer, columns: readonly SentColumn[] | undefined, redacted: readonly number[]): Array<string | null> {
+  const count = frame.readInt16BE(5);
+  const out: Array<string | null> = [];
+  let pos = 7;
+  for (let i = 0; i < count; i++) {
+    const len = frame.readInt32BE(pos);
+    pos += 4;
+    if (len < 0) {
+      out.push(null);
+      continue;
+    }
+    if (redacted.includes(i)) {
+      pos += len;
+      out.push(DEFAULT_REDACTION);
+      continue;
+    }
+    const col = columns?.[i];
+    if ((col?.format ?? 0) === 0) out.push(frame.toString('utf8', pos, pos + len));
+    else {
+      const value = frame.subarray(pos, pos + len);
+      out.push((col ? binaryToTextBuffer(col.typeOid, value) : undefined)?.toString('utf8') ?? '\\x' + value.toString('hex'));
+    }
+    pos += len;
+  }
+  return out;
+}
+
 export class ResultCapture {
   private hash: Hash | null = null;
   /** The memory of the range not hashed yet: [pendingStart, pendingEnd) of it. */
@@ -110,7 +142,7 @@ export class ResultCapture {
     this.bytes(frame, 0, frame.length, memory);
     this.open = true;
     this.sent++;
-    if (this.rows.length < this.settings.sampleRows) this.rows.push(this.decode(frame));
+    if (this.rows.length < this.settings.sampleRows) this.rows.push(decodeSampleRow(frame, this.columns, this.redacted));
   }
 
   /** A DataRow that streamed through without being looked at (past the sample). */
@@ -121,30 +153,6 @@ export class ResultCapture {
   /** Rows that streamed through uncopied, counted in one go. */
   streamedRows(count: number): void {
     this.sent += count;
-  }
-
-  private decode(frame: Buffer): Array<string | null> {
-    const count = frame.readInt16BE(5);
-    const out: Array<string | null> = [];
-    let pos = 7;
-    for (let i = 0; i < count; i++) {
-      const len = frame.readInt32BE(pos);
-      pos += 4;
-      if (len < 0) {
-        out.push(null);
-        continue;
-      }
-      const value = frame.subarray(pos, pos + len);
-      pos += len;
-      if (this.redacted.includes(i)) {
-        out.push(DEFAULT_REDACTION);
-        continue;
-      }
-      const col = this.columns?.[i];
-      if ((col?.format ?? 0) === 0) out.push(value.toString('utf8'));
-      else out.push((col ? binaryToTextBuffer(col.typeOid, value) : undefined)?.toString('utf8') ?? '\\x' + value.toString('hex'));
-    }
-    return out;
   }
 
   private digest(): string {

@@ -1,0 +1,367 @@
+// Statements of a native session, from the frames that pass: see relay_statements.h.
+#include "relay_statements.h"
+
+#include <cstring>
+
+namespace warden {
+
+namespace {
+
+// Bounds-checked reads of one frame. A frame the relay cannot read is not forwarded.
+struct Reader {
+  const uint8_t* p;
+  size_t n;
+  size_t pos;
+  const char* problem = nullptr;
+
+  bool fail(const char* why) {
+    if (!problem) problem = why;
+    return false;
+  }
+  bool cstring(std::string* out) {
+    const void* nul = pos < n ? std::memchr(p + pos, 0, n - pos) : nullptr;
+    if (!nul) return fail("unterminated string in message");
+    size_t end = size_t(static_cast<const uint8_t*>(nul) - p);
+    if (out) out->assign(reinterpret_cast<const char*>(p + pos), end - pos);
+    pos = end + 1;
+    return true;
+  }
+  bool i16(int32_t& v) {
+    if (pos + 2 > n) return fail("message is shorter than its fields");
+    v = int16_t(uint16_t(p[pos] << 8 | p[pos + 1]));
+    pos += 2;
+    return true;
+  }
+  bool i32(int32_t& v) {
+    if (pos + 4 > n) return fail("message is shorter than its fields");
+    v = int32_t(read_u32_be(p + pos));
+    pos += 4;
+    return true;
+  }
+  bool count(int32_t& v) {
+    if (!i16(v)) return false;
+    return v >= 0 || fail("negative count in message");
+  }
+};
+
+void put_u32(std::vector<uint8_t>& out, uint32_t v) {
+  uint8_t b[4] = {uint8_t(v), uint8_t(v >> 8), uint8_t(v >> 16), uint8_t(v >> 24)};
+  out.insert(out.end(), b, b + 4);
+}
+void put_f64(std::vector<uint8_t>& out, double v) {
+  uint8_t b[8];
+  std::memcpy(b, &v, 8);  // little-endian hosts, as native-records.ts reads it
+  out.insert(out.end(), b, b + 8);
+}
+void put_bytes(std::vector<uint8_t>& out, const void* p, size_t n) {
+  put_u32(out, uint32_t(n));
+  const uint8_t* b = static_cast<const uint8_t*>(p);
+  out.insert(out.end(), b, b + n);
+}
+
+const EVP_MD* sha256() {
+  // Fetched once: OpenSSL 3 looks the algorithm up in its provider tables on every EVP_sha256() init.
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
+}
+
+const char* kFunctionCallText = "<function call>";
+
+}  // namespace
+
+StatementBook::StatementBook(EventLog* log, uint32_t session, uint32_t sample_rows, bool hash)
+    : log_(log), session_(session), sample_rows_(sample_rows), capture_(sample_rows > 0 || hash) {
+  if (hash) hash_ = EVP_MD_CTX_new();
+}
+
+StatementBook::~StatementBook() {
+  if (hash_) EVP_MD_CTX_free(hash_);
+}
+
+void StatementBook::push(Kind kind, double at, Text text, Params params) {
+  queue_.push_back(Pending{kind, at, std::move(text), std::move(params)});
+}
+
+void StatementBook::shift() {
+  if (!queue_.empty()) queue_.pop_front();
+}
+
+bool StatementBook::frontend(const uint8_t* frame, size_t n, double at, std::string& problem) {
+  Reader r{frame, n, 5};
+  std::string name;
+  switch (frame[0]) {
+    case 'Q': {
+      auto text = std::make_shared<std::string>();
+      if (!r.cstring(text.get())) break;
+      push(Kind::kSimple, at, std::move(text));
+      return true;
+    }
+    case 'P': {
+      auto text = std::make_shared<std::string>();
+      if (!r.cstring(&name) || !r.cstring(text.get())) break;
+      Prepared stmt{text, {}};
+      int32_t types = 0;
+      if (r.pos + 2 <= n && !r.count(types)) break;
+      for (int32_t i = 0; i < types; i++) {
+        int32_t oid = 0;
+        if (!r.i32(oid)) break;
+        stmt.param_types.push_back(uint32_t(oid));
+      }
+      if (r.problem) break;
+      prepared_[name] = std::move(stmt);
+      push(Kind::kParse, at, std::move(text));
+      return true;
+    }
+    case 'B':
+      if (bind(frame, n, at, problem)) return true;
+      return false;
+    case 'D':
+      if (n < 6) return (problem = "message is shorter than its fields"), false;
+      r.pos = 6;
+      if (!r.cstring(nullptr)) break;
+      push(Kind::kDescribe, at);
+      return true;
+    case 'E': {
+      int32_t max_rows = 0;
+      if (!r.cstring(&name) || !r.i32(max_rows)) break;
+      Text text;
+      Params params;
+      auto portal = portals_.find(name);
+      if (portal != portals_.end()) {
+        params = portal->second.params;
+        auto stmt = prepared_.find(portal->second.statement);
+        if (stmt != prepared_.end()) text = stmt->second.text;
+      }
+      push(Kind::kExecute, at, std::move(text), std::move(params));
+      return true;
+    }
+    case 'C': {
+      if (n < 6) return (problem = "message is shorter than its fields"), false;
+      r.pos = 6;
+      if (!r.cstring(&name)) break;
+      if (frame[5] == 'S') prepared_.erase(name);
+      else portals_.erase(name);
+      push(Kind::kClose, at);
+      return true;
+    }
+    case 'F':
+      push(Kind::kFunctionCall, at);
+      return true;
+    case 'S':
+      push(Kind::kSync, at);
+      return true;
+    default:
+      return true;
+  }
+  problem = r.problem ? r.problem : "message cannot be read";
+  return false;
+}
+
+// Bind: the portal, and its parameters as the record keeps them (decoded to text in JavaScript).
+bool StatementBook::bind(const uint8_t* frame, size_t n, double at, std::string& problem) {
+  Reader r{frame, n, 5};
+  std::string portal_name, statement;
+  int32_t formats = 0, count = 0, results = 0;
+  std::vector<int32_t> format_codes;
+  auto params = std::make_shared<std::vector<uint8_t>>();
+  if (!r.cstring(&portal_name) || !r.cstring(&statement) || !r.count(formats)) goto bad;
+  for (int32_t i = 0; i < formats; i++) {
+    int32_t f = 0;
+    if (!r.i16(f)) goto bad;
+    format_codes.push_back(f);
+  }
+  if (!r.count(count)) goto bad;
+  {
+    auto stmt = prepared_.find(statement);
+    const std::vector<uint32_t>* types = stmt != prepared_.end() ? &stmt->second.param_types : nullptr;
+    if (count > 0) params->assign({uint8_t(count), uint8_t(count >> 8)});
+    for (int32_t i = 0; i < count; i++) {
+      int32_t len = 0;
+      if (!r.i32(len)) goto bad;
+      if (len > 0 && size_t(len) > n - r.pos) {
+        r.fail("parameter is longer than its message");
+        goto bad;
+      }
+      int32_t format = formats == 0 ? 0 : formats == 1 ? format_codes[0] : (i < formats ? format_codes[size_t(i)] : 0);
+      uint32_t type = types && size_t(i) < types->size() ? (*types)[size_t(i)] : 0;
+      put_u32(*params, uint32_t(len < 0 ? -1 : len));
+      params->push_back(uint8_t(format == 1 ? 1 : 0));
+      put_u32(*params, type);
+      if (len > 0) {
+        params->insert(params->end(), frame + r.pos, frame + r.pos + len);
+        r.pos += size_t(len);
+      }
+    }
+    if (!r.count(results)) goto bad;
+    if (r.pos + 2 * size_t(results) > n) {
+      r.fail("message is shorter than its fields");
+      goto bad;
+    }
+    Text text = stmt != prepared_.end() ? stmt->second.text : nullptr;
+    portals_[portal_name] = Portal{statement, count > 0 ? Params(std::move(params)) : nullptr};
+    push(Kind::kBind, at, std::move(text));
+    return true;
+  }
+bad:
+  problem = r.problem ? r.problem : "message cannot be read";
+  return false;
+}
+
+bool StatementBook::row_start(const uint8_t* header) {
+  open_ = true;
+  rows_++;
+  if (hash_) {
+    if (!hashing_) {
+      EVP_DigestInit_ex2(hash_, sha256(), nullptr);
+      hashing_ = true;
+    }
+    EVP_DigestUpdate(hash_, header, 5);
+  }
+  if (sampled_ >= sample_rows_) return false;
+  sampled_++;
+  return true;
+}
+
+void StatementBook::row_bytes(const uint8_t* p, size_t n) {
+  if (hash_ && n > 0) EVP_DigestUpdate(hash_, p, n);
+}
+
+void StatementBook::row_sampled(const uint8_t* frame, size_t n) { put_bytes(sample_, frame, n); }
+
+void StatementBook::backend(const uint8_t* frame, size_t n, double at) {
+  switch (frame[0]) {
+    case 'T':
+      if (queue_.empty()) return;
+      if (queue_.front().kind == Kind::kDescribe) return shift();
+      if (capture_) {
+        open_ = true;
+        described_ = true;
+        description_.assign(frame, frame + n);
+      }
+      return;
+    case '1': case '2': case '3': case 'n':
+      return shift();
+    case 'C': {
+      // The tag, bounded by the frame.
+      const char* tag = reinterpret_cast<const char*>(frame + 5);
+      std::string text(tag, strnlen(tag, n - 5));
+      return complete(&text, at);
+    }
+    case 'I':
+      return complete(nullptr, at);
+    case 's': {
+      static const std::string suspended = "SUSPENDED";
+      if (queue_.empty()) return;
+      record(queue_.front(), &suspended, nullptr, nullptr, at);
+      end_result();
+      return shift();
+    }
+    case 'E':
+      return error(frame, n, at);
+    case 'Z':
+      end_result();
+      return shift();
+    default:
+      return;
+  }
+}
+
+void StatementBook::complete(const std::string* tag, double at) {
+  if (queue_.empty()) return;
+  record(queue_.front(), tag, nullptr, nullptr, at);
+  end_result();
+  // A simple query's next statement answers to the same Query; an Execute is done.
+  if (queue_.front().kind == Kind::kExecute) shift();
+}
+
+void StatementBook::error(const uint8_t* frame, size_t n, double at) {
+  std::string code = "XX000", message;
+  size_t pos = 5;
+  while (pos < n && frame[pos] != 0) {
+    uint8_t field = frame[pos];
+    const void* nul = std::memchr(frame + pos + 1, 0, n - pos - 1);
+    if (!nul) break;
+    size_t end = size_t(static_cast<const uint8_t*>(nul) - frame);
+    if (field == 'C') code.assign(reinterpret_cast<const char*>(frame + pos + 1), end - pos - 1);
+    else if (field == 'M') message.assign(reinterpret_cast<const char*>(frame + pos + 1), end - pos - 1);
+    pos = end + 1;
+  }
+  if (!queue_.empty()) {
+    Pending& head = queue_.front();
+    if (head.kind == Kind::kSimple || head.kind == Kind::kFunctionCall) {
+      if (!head.failed) record(head, nullptr, &code, &message, at);
+      head.failed = true;
+    } else {
+      if (head.kind == Kind::kExecute) record(head, nullptr, &code, &message, at);
+      // The server skips to Sync.
+      while (!queue_.empty() && queue_.front().kind != Kind::kSync && queue_.front().kind != Kind::kSimple &&
+             queue_.front().kind != Kind::kFunctionCall)
+        shift();
+    }
+  }
+  end_result();
+}
+
+void StatementBook::end_result() {
+  open_ = false;
+  rows_ = 0;
+  hashing_ = false;
+  described_ = false;
+  sample_.clear();
+  sampled_ = 0;
+}
+
+void StatementBook::record(const Pending& p, const std::string* tag, const std::string* code, const std::string* message,
+                           double at) {
+  static const std::string empty, function_call = kFunctionCallText;
+  const std::string& text = p.kind == Kind::kFunctionCall ? function_call : p.text ? *p.text : empty;
+  thread_local std::vector<uint8_t> out;
+  out.clear();
+  uint8_t protocol = p.kind == Kind::kFunctionCall || (p.kind == Kind::kSimple && text == kFunctionCallText) ? 2
+                     : p.kind == Kind::kSimple                                                            ? 0
+                                                                                                          : 1;
+  out.push_back(protocol);
+  out.push_back(0);
+  uint8_t flags = 0;
+  put_f64(out, p.started_at);
+  put_f64(out, rows_);
+  put_bytes(out, text.data(), text.size());
+  if (tag) {
+    flags |= kStmtTag;
+    put_bytes(out, tag->data(), tag->size());
+  }
+  if (code) {
+    flags |= kStmtError;
+    put_bytes(out, code->data(), code->size());
+    put_bytes(out, message->data(), message->size());
+  }
+  if (p.params) {
+    flags |= kStmtParams;
+    out.insert(out.end(), p.params->begin(), p.params->end());
+  }
+  if (open_ && hash_) {
+    flags |= kStmtDigest;
+    uint8_t digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (!hashing_) EVP_DigestInit_ex2(hash_, sha256(), nullptr);  // a result without rows: the hash of nothing
+    EVP_DigestFinal_ex(hash_, digest, &len);
+    hashing_ = false;
+    out.insert(out.end(), digest, digest + len);
+  }
+  if (open_ && sample_rows_ > 0) {
+    flags |= kStmtSample;
+    if (rows_ > sampled_) flags |= kStmtSampleTruncated;
+    if (described_ && description_ == sent_description_) flags |= kStmtDescriptionRepeat;
+    else if (described_) {
+      flags |= kStmtDescription;
+      put_bytes(out, description_.data(), description_.size());
+      sent_description_ = description_;
+    }
+    put_u32(out, sampled_);
+    out.insert(out.end(), sample_.begin(), sample_.end());
+  }
+  out[1] = flags;
+  log_->append(session_, kStmt, at, out.data(), out.size());
+}
+
+}  // namespace warden

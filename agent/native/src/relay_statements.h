@@ -1,0 +1,109 @@
+// The record half of a native session: which statement each answer of the
+// server belongs to, and what the audit record keeps of it. It follows the
+// JavaScript relay's bookkeeping for sessions without a policy (inspect.ts,
+// pending.ts, mask.ts, result-capture.ts) rule for rule, so a statement is
+// recorded the same whichever relay carried it (native-relay.test.ts holds
+// the two to the same records); what it logs is one Statement record per
+// statement, which native-records.ts turns into the event.
+//
+// Statement record payload (little-endian):
+//   u8 protocol (0 simple, 1 extended, 2 function call), u8 flags (kStmt*),
+//   f64 started (ms, the clock of the record header, which is the end),
+//   f64 rows, u32 + text, [u32 + tag], [u32 + SQLSTATE, u32 + message],
+//   [u16 count, per parameter: i32 length (-1 = NULL), u8 format, u32 type OID, bytes],
+//   [32 bytes SHA-256 of the result's DataRows], [u32 + RowDescription frame],
+//   [u32 count, per sampled row: u32 + DataRow frame]
+#pragma once
+
+#include <openssl/evp.h>
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "relay_common.h"
+
+namespace warden {
+
+enum StatementFlags : uint8_t {
+  kStmtTag = 1,
+  kStmtError = 2,
+  kStmtParams = 4,
+  kStmtDigest = 8,
+  kStmtSample = 16,
+  kStmtSampleTruncated = 32,
+  kStmtDescription = 64,        // the result's RowDescription follows
+  kStmtDescriptionRepeat = 128  // the result's RowDescription is the one this session sent last
+};
+
+class StatementBook {
+ public:
+  StatementBook(EventLog* log, uint32_t session, uint32_t sample_rows, bool hash);
+  ~StatementBook();
+  StatementBook(const StatementBook&) = delete;
+  StatementBook& operator=(const StatementBook&) = delete;
+
+  // A whole frontend frame the relay is about to forward; false (and why) when it cannot be read,
+  // which the relay treats as the JavaScript relay treats a failing frame handler.
+  bool frontend(const uint8_t* frame, size_t n, double at, std::string& problem);
+  // A DataRow begins (its 5-byte header); true when the whole row is wanted for the sample.
+  bool row_start(const uint8_t* header);
+  // Body bytes of the current DataRow, as they pass.
+  void row_bytes(const uint8_t* p, size_t n);
+  // A DataRow row_start asked for, whole.
+  void row_sampled(const uint8_t* frame, size_t n);
+  // A whole backend frame the bookkeeping reads (relay_frames.cc kBackend): C I s E Z T 1 2 3 t n.
+  void backend(const uint8_t* frame, size_t n, double at);
+
+ private:
+  enum class Kind : uint8_t { kSimple, kParse, kBind, kDescribe, kExecute, kClose, kSync, kFunctionCall };
+  using Text = std::shared_ptr<const std::string>;
+  using Params = std::shared_ptr<const std::vector<uint8_t>>;
+  struct Pending {
+    Kind kind;
+    double started_at;
+    Text text;
+    Params params;
+    bool failed = false;
+  };
+  struct Prepared {
+    Text text;
+    std::vector<uint32_t> param_types;
+  };
+  struct Portal {
+    std::string statement;
+    Params params;
+  };
+
+  bool bind(const uint8_t* frame, size_t n, double at, std::string& problem);
+  void push(Kind kind, double at, Text text = nullptr, Params params = nullptr);
+  void shift();
+  void complete(const std::string* tag, double at);
+  void error(const uint8_t* frame, size_t n, double at);
+  void record(const Pending& p, const std::string* tag, const std::string* code, const std::string* message, double at);
+  void end_result();
+
+  EventLog* log_;
+  uint32_t session_;
+  uint32_t sample_rows_;
+  bool capture_;
+  std::unordered_map<std::string, Prepared> prepared_;
+  std::unordered_map<std::string, Portal> portals_;
+  std::deque<Pending> queue_;
+  // The result streaming now: whether there is one, its rows, hash, description and sample.
+  bool open_ = false;
+  double rows_ = 0;
+  EVP_MD_CTX* hash_ = nullptr;
+  bool hashing_ = false;
+  std::vector<uint8_t> description_;
+  bool described_ = false;
+  std::vector<uint8_t> sample_;
+  uint32_t sampled_ = 0;
+  // The RowDescription last written into a record (JavaScript keeps its parsed columns).
+  std::vector<uint8_t> sent_description_;
+};
+
+}  // namespace warden
