@@ -44,6 +44,8 @@ export interface RunningAgent {
   readonly stopping: boolean;
   /** Sessions the native relay has carried (relay-only enforcement, plaintext). */
   readonly nativeSessions: number;
+  /** Their statements: written as JSON lines by the relay, and decoded from its records in JavaScript. */
+  readonly nativeStatements: { lines: number; records: number };
   /**
    * Stops accepting, lets statements in flight finish for up to `graceMs`, ends the remaining
    * sessions with 57P01 (each recorded with reason agent_shutdown), and flushes the recorder.
@@ -104,8 +106,10 @@ export async function startAgentFromBundle(identity: AgentIdentity, bundle: Poli
   const ownRecorder = options.recorder ? null : new JsonlRecorder(path.resolve(baseDir, identity.recordingPath));
   const sink = options.metrics ? meter(options.recorder ?? ownRecorder!, options.metrics) : (options.recorder ?? ownRecorder!);
   // Statements the native relay carried reach the recorder in batches: a flush waits for those first.
+  const lines = sink.recordStatementLine?.bind(sink);
   const recorder: SessionRecorder = {
     record: (event) => sink.record(event),
+    ...(lines && { recordStatementLine: lines }),
     get healthy() {
       return sink.healthy;
     },
@@ -318,6 +322,9 @@ export async function startAgentFromBundle(identity: AgentIdentity, bundle: Poli
     },
     get nativeSessions() {
       return nativeLoop?.started ?? 0;
+    },
+    get nativeStatements() {
+      return { ...(nativeLoop?.statements ?? { lines: 0, records: 0 }) };
     },
     async stop(graceMs = 0) {
       stopping = true;

@@ -14,7 +14,7 @@ import { AgentMetrics, meter } from '../../agent/src/ops/metrics.js';
 import { agentReadiness, startOpsServer, type OpsServer } from '../../agent/src/ops/ops-server.js';
 import { DurableSpool } from '../../agent/src/audit/durable-spool.js';
 import { startPolicyWorld, type PolicyWorld } from '../policy/policy-harness.js';
-import { connectThroughAgent, directClient, startTestAgent } from '../support/agent-harness.js';
+import { connectThroughAgent, directClient, startTestAgent, TEST_GROUP } from '../support/agent-harness.js';
 import { scrape } from '../support/prometheus.js';
 
 const silent = pino({ level: 'silent' });
@@ -94,6 +94,27 @@ describe('agent metrics', () => {
     const after = await scrape(`${base}/metrics`);
     expect(after.value('warden_sessions_active')).toBe(0);
     expect(after.value('warden_sessions_total', { outcome: 'client_terminate' })).toBe(2);
+  });
+
+  it('count relay-only statements whose records the native relay wrote itself', async () => {
+    const own = new AgentMetrics();
+    const agent = await startTestAgent({ issuer: world.issuer.issuer, enforcement: 'relay-only', metrics: own, nativeRelay: true });
+    try {
+      const c = await connectThroughAgent(agent.port, await world.issuer.sign({ sub: 'relay-bot', groups: [TEST_GROUP] }));
+      for (let i = 0; i < 3; i++) await c.query('SELECT $1::int AS n', [i]);
+      await c.end();
+      await agent.agent.recorder.flush();
+      expect(agent.agent.nativeStatements.lines).toBe(3);
+      const server = await startOpsServer({ address: '127.0.0.1', port: 0, metrics: own, readiness: agentReadiness(() => agent.agent), log: silent });
+      try {
+        const m = await scrape(`http://127.0.0.1:${server.port}/metrics`);
+        expect(m.value('warden_statements_total', { decision: 'unchecked' })).toBe(3);
+      } finally {
+        await server.close();
+      }
+    } finally {
+      await agent.stop();
+    }
   });
 
   it('export the approval wait histogram the approvals path observes into', async () => {

@@ -2,11 +2,14 @@
  * The native relay (agent/native) carries relay-only sessions. The same
  * workload through it and through the JavaScript relay must give the client
  * the same answers and leave the same statement records: text, tags, rows,
- * errors, parameters, sample rows and the SHA-256 of every result. The
- * protocol and robustness suites also run through it (the `native-relay`
- * project in vitest.config.ts).
+ * errors, parameters, sample rows and the SHA-256 of every result — byte for
+ * byte in the JSONL log, where the relay writes most statements' lines
+ * itself and hands the rest (text that is not UTF-8, binary values) to
+ * JavaScript. The protocol and robustness suites also run through it (the
+ * `native-relay` project in vitest.config.ts).
  */
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pipeline } from 'node:stream/promises';
 import { Readable, Writable } from 'node:stream';
@@ -67,6 +70,7 @@ async function workload(agent: TestAgent): Promise<unknown[]> {
   await q(`SELECT * FROM ${table} ORDER BY id`);
   await q(`SELECT id, note FROM ${table} WHERE id = $1 OR note = $2`, [7, 'note 9']);
   await q(`SELECT payload FROM ${table} WHERE id = $1`, [Buffer.from('not a number')]);
+  await q('SELECT length($1::bytea) AS n', [Buffer.from([0, 1, 2, 0xff])]);
   for (let i = 0; i < 3; i++) {
     const r = await c.query({ name: 'by_id', text: `SELECT id, note FROM ${table} WHERE id = $1`, values: [i + 1] });
     seen.push(r.rows);
@@ -77,6 +81,11 @@ async function workload(agent: TestAgent): Promise<unknown[]> {
   await q('SELECT 1');
   await q('ROLLBACK');
   await q("DO $$BEGIN RAISE NOTICE 'hello from the server'; END$$");
+  // Everything JSON must escape, and what it must not: in the text, a column name and a value.
+  await q('SELECT $x$q " b \\ n\n r\r f\f b\b t\t c\u0001\u001f del\u007f é 漢 😀 \u2028$x$ AS "a ""name"" é", NULL AS "", \'\' AS e');
+  // A binary cursor's rows are described in binary format: JavaScript renders them by type.
+  await q("BEGIN; DECLARE bc BINARY CURSOR FOR SELECT 7::int4 AS i, 'x'::text AS t, 2.5::float8 AS f; FETCH ALL FROM bc; COMMIT");
+  await q(`CREATE TEMP TABLE native_relay_tmp AS SELECT 1 AS x`);
   await q('SELECT generate_series(1, 20000) AS g, repeat($1::text, 40) AS filler', ['x']);
   const copied: Buffer[] = [];
   await pipeline(
@@ -108,10 +117,12 @@ async function workload(agent: TestAgent): Promise<unknown[]> {
       serialize.execute({}),
       serialize.sync(),
       serialize.query('SELECT 42 AS answer'),
+      // Text that is not UTF-8: the server refuses it, and the record keeps it as JavaScript decodes it.
+      Buffer.from([0x51, 0, 0, 0, 16, ...Buffer.from("SELECT '"), 0xff, 0xfe, 0x27, 0]),
     ]),
   );
   const messages: string[] = [];
-  for (let ready = 0; ready < 2; ) {
+  for (let ready = 0; ready < 3; ) {
     const m = await raw.waitFor(() => true);
     messages.push(m.name);
     if (m.name === 'readyForQuery') ready++;
@@ -120,6 +131,22 @@ async function workload(agent: TestAgent): Promise<unknown[]> {
   raw.send(serialize.end());
   await raw.closedWithin(3000);
   return seen;
+}
+
+/** The log's statement and session-end lines as written, less what differs from run to run. */
+function comparableLines(file: string): string[] {
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('{"type":"statement"') || l.startsWith('{"type":"session.end"'))
+    .map((l) => {
+      // What differs is still written as JavaScript writes it.
+      const at = /"at":"([^"]*)"/.exec(l)![1]!;
+      expect(new Date(at).toISOString()).toBe(at);
+      const ms = /"durationMs":([0-9.e+-]+)/.exec(l)?.[1];
+      if (ms !== undefined) expect(`${Number(ms)}`).toBe(ms);
+      return l.replace(/"sessionId":"[^"]*"/, '"sessionId":_').replace(/"at":"[^"]*"/, '"at":_').replace(/"durationMs":[0-9.e+-]+/, '"durationMs":_').replace(/"bundleVersion":"[^"]*"/, '"bundleVersion":_');
+    });
 }
 
 /** A session's records without what differs from run to run (ids, clocks, the bundle's version). */
@@ -141,9 +168,19 @@ describe('the native relay', () => {
     expect(throughNative).toEqual(throughJs);
     const nativeEvents = comparable(await native.events());
     const jsEvents = comparable(await js.events());
-    expect(nativeEvents.length).toBe(27);
+    expect(nativeEvents.length).toBe(35);
     expect(nativeEvents).toContainEqual(expect.objectContaining({ protocol: 'extended', error: { code: '22012', message: 'division by zero' } }));
     expect(nativeEvents).toEqual(jsEvents);
+    // Byte for byte: the relay's own JSON lines are the lines the JavaScript recorder writes.
+    await native.agent.recorder.flush();
+    await js.agent.recorder.flush();
+    expect(comparableLines(native.recordingFile)).toEqual(comparableLines(js.recordingFile));
+    // Most statements came as lines the relay wrote; the binary values and the text that is not UTF-8 did not.
+    const { lines, records } = native.agent.nativeStatements;
+    expect(lines).toBeGreaterThan(20);
+    expect(records).toBe(3);
+    expect(js.agent.nativeStatements).toEqual({ lines: 0, records: 0 });
+    expect(nativeEvents).toContainEqual(expect.objectContaining({ text: "SELECT '\ufffd\ufffd'", error: expect.objectContaining({ code: '22021' }) }));
     // Each result is described by its own columns, however many statements came before it.
     const columns = nativeEvents.flatMap((e) => ((e as { sample?: { columns: string[] } }).sample?.columns.length ? [(e as { sample: { columns: string[] } }).sample.columns] : []));
     expect(columns.slice(0, 4)).toEqual([['one', 't', 'n'], ['a'], ['b', 'c'], ['id', 'note', 'payload']]);

@@ -1,10 +1,12 @@
 // N-API surface of the native relay (native-relay.ts is its only caller):
 //   create(onBatch) → loop; add(loop, clientFd, upstreamFd, clientPending, upstreamPending,
-//   maxMessageBytes, sampleRows, hash) → id; drain(loop, id); end(loop, id, reason, fatal);
+//   maxMessageBytes, sampleRows, hash, jsonSessionId, jsonBundleVersion) → id (statements as JSON
+//   lines when jsonSessionId is a string; jsonBundleVersion null when the session has none); drain(loop, id); end(loop, id, reason, fatal);
 //   flush(loop, token); ack(loop, bytes); setRecordable(loop, bool); stop(loop).
 #include <node_api.h>
 
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "relay_loop.h"
@@ -71,6 +73,16 @@ std::vector<uint8_t> bytes_of(napi_env env, napi_value value) {
   return std::vector<uint8_t>(p, p + length);
 }
 
+// A JavaScript string as UTF-8; false for anything else (null).
+bool string_of(napi_env env, napi_value value, std::string& out) {
+  size_t length = 0;
+  if (napi_get_value_string_utf8(env, value, nullptr, 0, &length) != napi_ok) return false;
+  out.resize(length + 1);
+  napi_get_value_string_utf8(env, value, out.data(), out.size(), &length);
+  out.resize(length);
+  return true;
+}
+
 uint32_t u32_of(napi_env env, napi_value value) {
   uint32_t out = 0;
   napi_get_value_uint32(env, value, &out);
@@ -95,12 +107,12 @@ napi_value Create(napi_env env, napi_callback_info info) {
 }
 
 napi_value Add(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
+  size_t argc = 10;
+  napi_value argv[10];
   CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  LoopHandle* handle = argc == 8 ? handle_of(env, argv[0]) : nullptr;
+  LoopHandle* handle = argc == 10 ? handle_of(env, argv[0]) : nullptr;
   if (!handle) {
-    napi_throw_type_error(env, nullptr, "native relay: add(loop, clientFd, upstreamFd, clientPending, upstreamPending, maxMessageBytes, sampleRows, hash)");
+    napi_throw_type_error(env, nullptr, "native relay: add(loop, clientFd, upstreamFd, clientPending, upstreamPending, maxMessageBytes, sampleRows, hash, jsonSessionId, jsonBundleVersion)");
     return nullptr;
   }
   int32_t client_fd = -1, upstream_fd = -1;
@@ -110,6 +122,8 @@ napi_value Add(napi_env env, napi_callback_info info) {
   options.max_message_bytes = u32_of(env, argv[5]);
   options.sample_rows = u32_of(env, argv[6]);
   napi_get_value_bool(env, argv[7], &options.hash);
+  options.json = string_of(env, argv[8], options.session_id);
+  options.has_bundle_version = string_of(env, argv[9], options.bundle_version);
   uint32_t id = handle->loop->add(client_fd, upstream_fd, bytes_of(env, argv[3]), bytes_of(env, argv[4]), options);
   napi_value out;
   CHECK(napi_create_uint32(env, id, &out));

@@ -14,10 +14,11 @@
 namespace warden {
 
 enum RecordKind : uint8_t {
-  kStmt = 1,  // a finished statement (relay_statements.h has the payload)
+  kStmt = 1,  // a finished statement, compact (relay_record.h has the payload)
   kIdle = 2,  // a draining session has nothing in flight
   kEnd = 3,   // u8 reason, u8 busy, detail (UTF-8)
   kMark = 4,  // session 0, u32 token: every record logged before a flush request has been delivered
+  kStmtJson = 5,  // a finished statement as its JSON line (relay_record.h)
 };
 
 // Same order as SessionEndReason's members used here (native-relay.ts maps them back).

@@ -3,6 +3,8 @@
 // framing half, what is forwarded and logged, is relay_frames.cc.
 #include "relay_session.h"
 
+#include "relay_json.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -22,6 +24,14 @@ constexpr size_t kHighWater = 256 * 1024;
 // One read buffer serves every session of the loop's thread.
 thread_local uint8_t read_buffer[64 * 1024];
 
+std::unique_ptr<JsonSession> json_session(const SessionOptions& options) {
+  if (!options.json) return nullptr;
+  auto json = std::make_unique<JsonSession>();
+  json->session_id = json_quoted(options.session_id);
+  if (options.has_bundle_version) json->bundle_version = json_quoted(options.bundle_version);
+  return json;
+}
+
 }  // namespace
 
 Session::Session(LoopServices services, uint32_t id, int client_fd, int upstream_fd, SessionOptions options)
@@ -30,7 +40,7 @@ Session::Session(LoopServices services, uint32_t id, int client_fd, int upstream
       client_fd_(client_fd),
       upstream_fd_(upstream_fd),
       options_(options),
-      book_(services.log, id, options.sample_rows, options.hash) {
+      book_(services.log, id, options.sample_rows, options.hash, json_session(options)) {
   int one = 1;
   setsockopt(client_fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   setsockopt(upstream_fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

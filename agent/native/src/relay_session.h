@@ -25,6 +25,11 @@ struct SessionOptions {
   uint32_t max_message_bytes = 1 << 20;
   uint32_t sample_rows = 0;
   bool hash = false;
+  // Statements are logged as the JSON lines the recorder writes (relay_record.h), with these session fields.
+  bool json = false;
+  std::string session_id;
+  bool has_bundle_version = false;
+  std::string bundle_version;
 };
 
 // What a session uses of its loop.

@@ -48,16 +48,6 @@ void put_u32(std::vector<uint8_t>& out, uint32_t v) {
   uint8_t b[4] = {uint8_t(v), uint8_t(v >> 8), uint8_t(v >> 16), uint8_t(v >> 24)};
   out.insert(out.end(), b, b + 4);
 }
-void put_f64(std::vector<uint8_t>& out, double v) {
-  uint8_t b[8];
-  std::memcpy(b, &v, 8);  // little-endian hosts, as native-records.ts reads it
-  out.insert(out.end(), b, b + 8);
-}
-void put_bytes(std::vector<uint8_t>& out, const void* p, size_t n) {
-  put_u32(out, uint32_t(n));
-  const uint8_t* b = static_cast<const uint8_t*>(p);
-  out.insert(out.end(), b, b + n);
-}
 
 const EVP_MD* sha256() {
   // Fetched once: OpenSSL 3 looks the algorithm up in its provider tables on every EVP_sha256() init.
@@ -69,8 +59,9 @@ const char* kFunctionCallText = "<function call>";
 
 }  // namespace
 
-StatementBook::StatementBook(EventLog* log, uint32_t session, uint32_t sample_rows, bool hash)
-    : log_(log), session_(session), sample_rows_(sample_rows), capture_(sample_rows > 0 || hash) {
+StatementBook::StatementBook(EventLog* log, uint32_t session, uint32_t sample_rows, bool hash,
+                             std::unique_ptr<JsonSession> json)
+    : writer_(log, session, std::move(json)), sample_rows_(sample_rows), capture_(sample_rows > 0 || hash) {
   if (hash) hash_ = EVP_MD_CTX_new();
 }
 
@@ -226,7 +217,10 @@ void StatementBook::row_bytes(const uint8_t* p, size_t n) {
   if (hash_ && n > 0) EVP_DigestUpdate(hash_, p, n);
 }
 
-void StatementBook::row_sampled(const uint8_t* frame, size_t n) { put_bytes(sample_, frame, n); }
+void StatementBook::row_sampled(const uint8_t* frame, size_t n) {
+  put_u32(sample_, uint32_t(n));
+  sample_.insert(sample_.end(), frame, frame + n);
+}
 
 void StatementBook::backend(const uint8_t* frame, size_t n, double at) {
   switch (frame[0]) {
@@ -314,54 +308,34 @@ void StatementBook::end_result() {
 void StatementBook::record(const Pending& p, const std::string* tag, const std::string* code, const std::string* message,
                            double at) {
   static const std::string empty, function_call = kFunctionCallText;
-  const std::string& text = p.kind == Kind::kFunctionCall ? function_call : p.text ? *p.text : empty;
-  thread_local std::vector<uint8_t> out;
-  out.clear();
-  uint8_t protocol = p.kind == Kind::kFunctionCall || (p.kind == Kind::kSimple && text == kFunctionCallText) ? 2
-                     : p.kind == Kind::kSimple                                                            ? 0
-                                                                                                          : 1;
-  out.push_back(protocol);
-  out.push_back(0);
-  uint8_t flags = 0;
-  put_f64(out, p.started_at);
-  put_f64(out, rows_);
-  put_bytes(out, text.data(), text.size());
-  if (tag) {
-    flags |= kStmtTag;
-    put_bytes(out, tag->data(), tag->size());
-  }
-  if (code) {
-    flags |= kStmtError;
-    put_bytes(out, code->data(), code->size());
-    put_bytes(out, message->data(), message->size());
-  }
-  if (p.params) {
-    flags |= kStmtParams;
-    out.insert(out.end(), p.params->begin(), p.params->end());
-  }
+  FinishedStatement s;
+  s.text = p.kind == Kind::kFunctionCall ? &function_call : p.text ? p.text.get() : &empty;
+  s.protocol = p.kind == Kind::kFunctionCall || (p.kind == Kind::kSimple && *s.text == kFunctionCallText) ? 2
+               : p.kind == Kind::kSimple                                                               ? 0
+                                                                                                       : 1;
+  s.started_at = p.started_at;
+  s.ended_at = at;
+  s.rows = rows_;
+  s.tag = tag;
+  s.code = code;
+  s.message = message;
+  s.params = p.params.get();
+  uint8_t digest[EVP_MAX_MD_SIZE];
   if (open_ && hash_) {
-    flags |= kStmtDigest;
-    uint8_t digest[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     if (!hashing_) EVP_DigestInit_ex2(hash_, sha256(), nullptr);  // a result without rows: the hash of nothing
     EVP_DigestFinal_ex(hash_, digest, &len);
     hashing_ = false;
-    out.insert(out.end(), digest, digest + len);
+    s.digest = digest;
   }
   if (open_ && sample_rows_ > 0) {
-    flags |= kStmtSample;
-    if (rows_ > sampled_) flags |= kStmtSampleTruncated;
-    if (described_ && description_ == sent_description_) flags |= kStmtDescriptionRepeat;
-    else if (described_) {
-      flags |= kStmtDescription;
-      put_bytes(out, description_.data(), description_.size());
-      sent_description_ = description_;
-    }
-    put_u32(out, sampled_);
-    out.insert(out.end(), sample_.begin(), sample_.end());
+    s.sample = true;
+    s.truncated = rows_ > sampled_;
+    s.description = described_ ? &description_ : nullptr;
+    s.sampled = sampled_;
+    s.sample_rows = &sample_;
   }
-  out[1] = flags;
-  log_->append(session_, kStmt, at, out.data(), out.size());
+  writer_.write(s);
 }
 
 }  // namespace warden

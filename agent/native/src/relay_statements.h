@@ -3,16 +3,8 @@
 // JavaScript relay's bookkeeping for sessions without a policy (inspect.ts,
 // pending.ts, mask.ts, result-capture.ts) rule for rule, so a statement is
 // recorded the same whichever relay carried it (native-relay.test.ts holds
-// the two to the same records); what it logs is one Statement record per
-// statement, which native-records.ts turns into the event.
-//
-// Statement record payload (little-endian):
-//   u8 protocol (0 simple, 1 extended, 2 function call), u8 flags (kStmt*),
-//   f64 started (ms, the clock of the record header, which is the end),
-//   f64 rows, u32 + text, [u32 + tag], [u32 + SQLSTATE, u32 + message],
-//   [u16 count, per parameter: i32 length (-1 = NULL), u8 format, u32 type OID, bytes],
-//   [32 bytes SHA-256 of the result's DataRows], [u32 + RowDescription frame],
-//   [u32 count, per sampled row: u32 + DataRow frame]
+// the two to the same records). Each finished statement goes to a
+// RecordWriter (relay_record.h), which logs it for JavaScript.
 #pragma once
 
 #include <openssl/evp.h>
@@ -25,23 +17,13 @@
 #include <vector>
 
 #include "relay_common.h"
+#include "relay_record.h"
 
 namespace warden {
 
-enum StatementFlags : uint8_t {
-  kStmtTag = 1,
-  kStmtError = 2,
-  kStmtParams = 4,
-  kStmtDigest = 8,
-  kStmtSample = 16,
-  kStmtSampleTruncated = 32,
-  kStmtDescription = 64,        // the result's RowDescription follows
-  kStmtDescriptionRepeat = 128  // the result's RowDescription is the one this session sent last
-};
-
 class StatementBook {
  public:
-  StatementBook(EventLog* log, uint32_t session, uint32_t sample_rows, bool hash);
+  StatementBook(EventLog* log, uint32_t session, uint32_t sample_rows, bool hash, std::unique_ptr<JsonSession> json);
   ~StatementBook();
   StatementBook(const StatementBook&) = delete;
   StatementBook& operator=(const StatementBook&) = delete;
@@ -86,8 +68,7 @@ class StatementBook {
   void record(const Pending& p, const std::string* tag, const std::string* code, const std::string* message, double at);
   void end_result();
 
-  EventLog* log_;
-  uint32_t session_;
+  RecordWriter writer_;
   uint32_t sample_rows_;
   bool capture_;
   std::unordered_map<std::string, Prepared> prepared_;
@@ -102,8 +83,6 @@ class StatementBook {
   bool described_ = false;
   std::vector<uint8_t> sample_;
   uint32_t sampled_ = 0;
-  // The RowDescription last written into a record (JavaScript keeps its parsed columns).
-  std::vector<uint8_t> sent_description_;
 };
 
 }  // namespace warden

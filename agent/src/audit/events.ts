@@ -164,6 +164,12 @@ export type SessionEvent =
 export interface SessionRecorder {
   /** Appends one event; events of a session keep their order. Never throws on the data path. */
   record(event: SessionEvent): void;
+  /**
+   * Present on recorders that keep JSON lines: appends a statement event the native relay wrote
+   * as its line already (UTF-8, no newline), byte for byte what `record` would write for it
+   * (agent/native/src/relay_record.cc). `decision` is the event's.
+   */
+  recordStatementLine?(line: Buffer, decision: StatementRecord['decision']): void;
   /** Resolves once everything recorded so far is written. */
   flush(): Promise<void>;
   /** False once the recorder cannot write: the data path then refuses work rather than run it unrecorded. */

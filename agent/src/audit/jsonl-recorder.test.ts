@@ -41,6 +41,23 @@ describe('JsonlRecorder', () => {
     expect(bytes[bytes.length - 1]).toBe(0x0a);
   });
 
+  it('appends statement lines written elsewhere (the native relay) in order with the events it encodes, a line larger than a batch included', async () => {
+    const file = tempFile();
+    const rec = new JsonlRecorder(file);
+    const events: SessionEvent[] = [];
+    for (let i = 1; i <= 2000; i++) {
+      const e = statement(i, i === 1000 ? `SELECT '${'é'.repeat(300_000)}'` : `SELECT ${i}, '${'y'.repeat(500)}'`);
+      events.push(e);
+      // Every other event arrives as its line, as the relay would hand it over.
+      if (i % 2 === 0) rec.recordStatementLine(Buffer.from(JSON.stringify(e)));
+      else rec.record(e);
+      if (i % 500 === 0) await new Promise((r) => setTimeout(r, 30));
+    }
+    await rec.flush();
+    expect(readJsonl(file)).toEqual(events);
+    await rec.close();
+  });
+
   it('reports a write failure and records nothing after it', async () => {
     const rec = new JsonlRecorder('/dev/full');
     rec.record(statement(1, 'SELECT 1'));

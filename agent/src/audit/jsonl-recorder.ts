@@ -15,6 +15,7 @@ const BATCH_BYTES = 256 * 1024;
 /** Spare batch buffers kept for reuse; more are made only while the disk lags. */
 const SPARE_BUFFERS = 2;
 const NEWLINE = 0x0a;
+const NEWLINE_BYTES = Buffer.from('\n');
 
 export class JsonlRecorder implements SessionRecorder {
   private readonly stream: fs.WriteStream;
@@ -60,6 +61,24 @@ export class JsonlRecorder implements SessionRecorder {
     }
     this.used += this.batch.write(line, this.used, 'utf8');
     this.batch[this.used++] = NEWLINE;
+    this.schedule();
+  }
+
+  recordStatementLine(line: Buffer): void {
+    if (this.failure) return;
+    if (this.used + line.length + 1 > this.batch.length) {
+      this.writePending();
+      if (line.length + 1 > this.batch.length) {
+        this.stream.write(Buffer.concat([line, NEWLINE_BYTES]));
+        return;
+      }
+    }
+    this.used += line.copy(this.batch, this.used);
+    this.batch[this.used++] = NEWLINE;
+    this.schedule();
+  }
+
+  private schedule(): void {
     if (!this.scheduled) {
       // A short timer, not setImmediate: under load every fs write is a thread-pool
       // round trip (two context switches), so fewer, larger writes keep the data path fast.

@@ -7,7 +7,7 @@
  * gauges that describe state (active sessions, audit lag, config version).
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { SessionEvent, SessionRecorder } from '../audit/events.js';
+import type { SessionEvent, SessionRecorder, StatementRecord } from '../audit/events.js';
 
 /** Decisions reported even before they first happen, so dashboards see a 0 rather than a gap. */
 export const STATEMENT_DECISIONS = ['allow', 'mask', 'deny', 'held', 'approved', 'unchecked'] as const;
@@ -119,12 +119,17 @@ export class AgentMetrics {
     this.approvalWait.observe(seconds);
   }
 
+  /** Counts one statement by its decision, and the values it masked. */
+  countStatement(decision: StatementRecord['decision'], maskedValues: number): void {
+    this.decisions.set(decision, (this.decisions.get(decision) ?? 0) + 1);
+    this.maskedValues += maskedValues;
+  }
+
   /** Counts one session event (called by the metered recorder, on the data path). */
   count(event: SessionEvent): void {
     switch (event.type) {
       case 'statement':
-        this.decisions.set(event.decision, (this.decisions.get(event.decision) ?? 0) + 1);
-        if (event.maskedValues) this.maskedValues += event.maskedValues;
+        this.countStatement(event.decision, event.maskedValues ?? 0);
         return;
       case 'session.end':
         this.outcomes.set(event.reason, (this.outcomes.get(event.reason) ?? 0) + 1);
@@ -139,11 +144,18 @@ export class AgentMetrics {
 
 /** A recorder that counts every event for `metrics`, then hands it on unchanged. */
 export function meter(recorder: SessionRecorder, metrics: AgentMetrics): SessionRecorder {
+  const lines = recorder.recordStatementLine?.bind(recorder);
   return {
     record(event) {
       metrics.count(event);
       recorder.record(event);
     },
+    ...(lines && {
+      recordStatementLine(line: Buffer, decision: StatementRecord['decision']) {
+        metrics.countStatement(decision, 0);
+        lines(line, decision);
+      },
+    }),
     flush: () => recorder.flush(),
     close: () => recorder.close(),
     get healthy() {

@@ -32,6 +32,11 @@ export class NativeStatementReader {
     return this.seq;
   }
 
+  /** A statement the relay wrote as its JSON line itself: counted, so the next record's seq follows it. */
+  wrote(): void {
+    this.seq++;
+  }
+
   /** A statement record (`at`: when its last answer passed, on the relay's clock) → its event. */
   read(at: number, p: Buffer): StatementEvent {
     const flags = p[1]!;

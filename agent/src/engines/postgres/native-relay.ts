@@ -32,7 +32,18 @@ type LoopHandle = { readonly __nativeRelayLoop: unique symbol };
 
 interface NativeBinding {
   create(onBatch: (batch: Buffer) => void): LoopHandle;
-  add(loop: LoopHandle, clientFd: number, upstreamFd: number, clientPending: Buffer | null, upstreamPending: Buffer | null, maxMessageBytes: number, sampleRows: number, hash: boolean): number;
+  add(
+    loop: LoopHandle,
+    clientFd: number,
+    upstreamFd: number,
+    clientPending: Buffer | null,
+    upstreamPending: Buffer | null,
+    maxMessageBytes: number,
+    sampleRows: number,
+    hash: boolean,
+    jsonSessionId: string | null,
+    jsonBundleVersion: string | null,
+  ): number;
   drain(loop: LoopHandle, id: number): void;
   flush(loop: LoopHandle, token: number): void;
   end(loop: LoopHandle, id: number, reason: number, fatal: Buffer | null): void;
@@ -42,9 +53,11 @@ interface NativeBinding {
 }
 
 /** Record kinds and end reasons as relay_common.h numbers them. */
-const STATEMENT = 1, IDLE = 2, END = 3, MARK = 4;
+const STATEMENT = 1, IDLE = 2, END = 3, MARK = 4, STATEMENT_LINE = 5;
 const REASONS: SessionEndReason[] = ['client_terminate', 'client_disconnect', 'upstream_closed', 'upstream_error', 'protocol_error', 'agent_shutdown'];
 const RECORD_HEADER = 17;
+const NO_TAG = 0xffff;
+const LONE_SURROGATE = /[\ud800-\udfff]/;
 
 /** Where the addon is, relative to the repository (or image) root: node-gyp's output, copied as is into the agent image. */
 export const NATIVE_ADDON_PATH = path.join('agent', 'native', 'build', 'Release', 'warden_relay.node');
@@ -87,6 +100,11 @@ export interface NativeSessionOptions {
   results?: ResultRecording;
   session: StatementSession;
   onStatement(event: StatementEvent): void;
+  /**
+   * Given when the recorder keeps JSON lines: the relay then writes each statement's line itself
+   * (relay_record.cc), and statements come here as lines, with their CommandComplete tag.
+   */
+  onStatementLine?(line: Buffer, tag: string | undefined): void;
   onEnd(reason: SessionEndReason, detail: string | undefined, upstreamBusy: boolean): void;
 }
 
@@ -101,6 +119,8 @@ export class NativeRelayLoop {
   private stopped = false;
   /** Sessions this loop has carried (observable by tests and metrics). */
   started = 0;
+  /** Statements that arrived as the JSON lines the relay wrote, and as records decoded here. */
+  readonly statements = { lines: 0, records: 0 };
 
   constructor(
     private readonly binding: NativeBinding,
@@ -127,6 +147,8 @@ export class NativeRelayLoop {
     const upstreamFd = descriptorOf(opts.upstream);
     if (clientFd === undefined || upstreamFd === undefined || this.stopped) return 0;
     const r = opts.results;
+    // Session fields with surrogates (which JSON.stringify may escape) keep the statements in JavaScript.
+    const json = opts.onStatementLine !== undefined && !LONE_SURROGATE.test(opts.session.id + (opts.session.bundleVersion ?? ''));
     const id = this.binding.add(
       this.handle,
       clientFd,
@@ -136,6 +158,8 @@ export class NativeRelayLoop {
       opts.maxMessageBytes,
       r?.sampleRows ?? 0,
       r?.hash ?? false,
+      json ? opts.session.id : null,
+      json ? (opts.session.bundleVersion ?? null) : null,
     );
     if (id !== 0) {
       this.sessions.set(id, relay);
@@ -257,8 +281,17 @@ export class NativeRelay {
   replay(kind: number, at: number, payload: Buffer): void {
     switch (kind) {
       case STATEMENT:
+        this.loop.statements.records++;
         this.opts.onStatement(this.reader.read(at, payload));
         break;
+      case STATEMENT_LINE: {
+        const tagLength = payload.readUInt16LE(0);
+        const tag = tagLength === NO_TAG ? undefined : payload.toString('latin1', 2, 2 + tagLength);
+        this.loop.statements.lines++;
+        this.reader.wrote();
+        this.opts.onStatementLine?.(payload.subarray(tagLength === NO_TAG ? 2 : 2 + tagLength), tag);
+        break;
+      }
       case IDLE:
         this.idle?.();
         break;
