@@ -49,6 +49,12 @@ class EventLog {
   void append_u32(uint32_t session, RecordKind kind, double at, uint32_t value);
 };
 
+// Empties `v`, and gives its memory back when it grew past 1 MiB (a buffer reused per statement).
+inline void release_if_large(std::vector<uint8_t>& v) {
+  v.clear();
+  if (v.capacity() > (1u << 20)) v.shrink_to_fit();
+}
+
 // An ErrorResponse frame (severity, SQLSTATE, message), as PostgreSQL sends it.
 std::vector<uint8_t> error_response(const char* severity, const char* code, const std::string& message);
 

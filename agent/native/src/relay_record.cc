@@ -79,10 +79,14 @@ void RecordWriter::write(const FinishedStatement& s) {
   seq_++;
   thread_local std::vector<uint8_t> out;
   out.clear();
-  if (json_ && write_json(s, out)) return log_->append(session_, kStmtJson, s.ended_at, out.data(), out.size());
-  out.clear();
-  write_compact(s, out);
-  log_->append(session_, kStmt, s.ended_at, out.data(), out.size());
+  if (json_ && write_json(s, out)) {
+    log_->append(session_, kStmtJson, s.ended_at, out.data(), out.size());
+  } else {
+    out.clear();
+    write_compact(s, out);
+    log_->append(session_, kStmt, s.ended_at, out.data(), out.size());
+  }
+  release_if_large(out);
 }
 
 // The line audit/statement-json.ts writes for the event native-records.ts would make (same fields,

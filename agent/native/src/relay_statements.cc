@@ -301,8 +301,10 @@ void StatementBook::end_result() {
   rows_ = 0;
   hashing_ = false;
   described_ = false;
-  sample_.clear();
   sampled_ = 0;
+  // A sample of a few large rows does not stay allocated for the rest of the session.
+  release_if_large(sample_);
+  release_if_large(description_);
 }
 
 void StatementBook::record(const Pending& p, const std::string* tag, const std::string* code, const std::string* message,
