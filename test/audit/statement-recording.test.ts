@@ -142,6 +142,49 @@ describe('statement records keep the result as the client received it', () => {
     expect(JSON.stringify(s)).not.toContain(String(p.ssn));
   });
 
+  it('statements the server rejects at Bind or Parse are recorded with their decision, masked parameters and an error that does not quote the value', async () => {
+    const p = [...w.rows.patients][7]!;
+    const { bytes, statements } = await session(
+      'care',
+      (raw) =>
+        raw.send(
+          Buffer.concat([
+            // id is a bigint: the server rejects the second value at Bind, quoting it in its message.
+            serialize.parse({ text: `SELECT id FROM ${w.schema}.patients WHERE last_name = $1 AND id = $2` }),
+            serialize.bind({ values: [String(p.last_name), `${String(p.ssn)}x`] }),
+            serialize.execute({}),
+            serialize.sync(),
+            // The literal cannot be cast: the server rejects the statement at Parse.
+            serialize.parse({ text: `SELECT id FROM ${w.schema}.patients WHERE last_name = $1 AND id = '${String(p.ssn)}y'::bigint` }),
+            serialize.bind({ values: [String(p.last_name)] }),
+            serialize.execute({}),
+            serialize.sync(),
+          ]),
+        ),
+      'rec-rejected',
+    );
+    // The client was told, with the value it sent.
+    expect(bytes.toString('latin1')).toContain(`invalid input syntax for type bigint: "${String(p.ssn)}x"`);
+    const [atBind, atParse] = statements.slice(-2);
+    expect(atBind).toMatchObject({
+      protocol: 'extended',
+      decision: 'allow',
+      rows: 0,
+      tables: [`${w.schema}.patients`],
+      error: { code: '22P02', message: 'invalid input syntax for type bigint: "?"' },
+      parameters: [{ value: '[REDACTED]', masked: true }, { value: `${String(p.ssn)}x` }],
+    });
+    expect(atParse).toMatchObject({
+      protocol: 'extended',
+      decision: 'allow',
+      rows: 0,
+      error: { code: '22P02', message: 'invalid input syntax for type bigint: "?"' },
+      parameters: [{ value: '[REDACTED]', masked: true }],
+    });
+    expect(JSON.stringify(statements)).not.toContain(String(p.last_name));
+    expect(JSON.stringify(atParse)).not.toContain(String(p.ssn));
+  });
+
   it('a refused statement keeps its parameters masked: a value compared to a masked column, and one of unknown origin', async () => {
     const p = [...w.rows.patients][5]!;
     const { statements } = await session(

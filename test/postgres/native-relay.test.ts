@@ -71,6 +71,9 @@ async function workload(agent: TestAgent): Promise<unknown[]> {
   await q(`SELECT id, note FROM ${table} WHERE id = $1 OR note = $2`, [7, 'note 9']);
   await q(`SELECT payload FROM ${table} WHERE id = $1`, [Buffer.from('not a number')]);
   await q('SELECT length($1::bytea) AS n', [Buffer.from([0, 1, 2, 0xff])]);
+  // Rejected at Parse (a syntax error) and at Bind (a parameter the type refuses): recorded with their errors.
+  await q('SELEC $1', [1]);
+  await q('SELECT $1::int AS n', ['abc']);
   for (let i = 0; i < 3; i++) {
     const r = await c.query({ name: 'by_id', text: `SELECT id, note FROM ${table} WHERE id = $1`, values: [i + 1] });
     seen.push(r.rows);
@@ -117,12 +120,20 @@ async function workload(agent: TestAgent): Promise<unknown[]> {
       serialize.execute({}),
       serialize.sync(),
       serialize.query('SELECT 42 AS answer'),
+      // A batch whose first statement the server rejects at Parse: it is recorded with its own Bind's values.
+      serialize.parse({ text: 'SELEC $1', types: [] }),
+      serialize.bind({ values: ['5'] }),
+      serialize.execute({}),
+      serialize.parse({ text: 'SELECT $1::int', types: [] }),
+      serialize.bind({ values: ['6'] }),
+      serialize.execute({}),
+      serialize.sync(),
       // Text that is not UTF-8: the server refuses it, and the record keeps it as JavaScript decodes it.
       Buffer.from([0x51, 0, 0, 0, 16, ...Buffer.from("SELECT '"), 0xff, 0xfe, 0x27, 0]),
     ]),
   );
   const messages: string[] = [];
-  for (let ready = 0; ready < 3; ) {
+  for (let ready = 0; ready < 4; ) {
     const m = await raw.waitFor(() => true);
     messages.push(m.name);
     if (m.name === 'readyForQuery') ready++;
@@ -168,7 +179,7 @@ describe('the native relay', () => {
     expect(throughNative).toEqual(throughJs);
     const nativeEvents = comparable(await native.events());
     const jsEvents = comparable(await js.events());
-    expect(nativeEvents.length).toBe(35);
+    expect(nativeEvents.length).toBe(39);
     expect(nativeEvents).toContainEqual(expect.objectContaining({ protocol: 'extended', error: { code: '22012', message: 'division by zero' } }));
     expect(nativeEvents).toEqual(jsEvents);
     // Byte for byte: the relay's own JSON lines are the lines the JavaScript recorder writes.
@@ -178,9 +189,16 @@ describe('the native relay', () => {
     // Most statements came as lines the relay wrote; the binary values and the text that is not UTF-8 did not.
     const { lines, records } = native.agent.nativeStatements;
     expect(lines).toBeGreaterThan(20);
-    expect(records).toBe(3);
+    expect(records).toBe(4);
     expect(js.agent.nativeStatements).toEqual({ lines: 0, records: 0 });
     expect(nativeEvents).toContainEqual(expect.objectContaining({ text: "SELECT '\ufffd\ufffd'", error: expect.objectContaining({ code: '22021' }) }));
+    // Statements the server rejected before they ran are recorded too, with the values they were sent with.
+    const rejected = nativeEvents.filter((e) => (e as { text?: string }).text === 'SELEC $1');
+    expect(rejected).toEqual([
+      expect.objectContaining({ protocol: 'extended', rows: 0, parameters: [{ value: '1' }], error: expect.objectContaining({ code: '42601' }) }),
+      expect.objectContaining({ protocol: 'extended', rows: 0, parameters: [{ value: '5' }], error: expect.objectContaining({ code: '42601' }) }),
+    ]);
+    expect(nativeEvents).toContainEqual(expect.objectContaining({ text: 'SELECT $1::int AS n', parameters: [{ value: 'abc' }], error: expect.objectContaining({ code: '22P02' }) }));
     // Each result is described by its own columns, however many statements came before it.
     const columns = nativeEvents.flatMap((e) => ((e as { sample?: { columns: string[] } }).sample?.columns.length ? [(e as { sample: { columns: string[] } }).sample.columns] : []));
     expect(columns.slice(0, 4)).toEqual([['one', 't', 'n'], ['a'], ['b', 'c'], ['id', 'note', 'payload']]);

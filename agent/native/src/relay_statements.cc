@@ -189,8 +189,9 @@ bool StatementBook::bind(const uint8_t* frame, size_t n, double at, std::string&
       goto bad;
     }
     Text text = stmt != prepared_.end() ? stmt->second.text : nullptr;
-    portals_[portal_name] = Portal{statement, count > 0 ? Params(std::move(params)) : nullptr};
-    push(Kind::kBind, at, std::move(text));
+    Params kept = count > 0 ? Params(std::move(params)) : nullptr;
+    portals_[portal_name] = Portal{statement, kept};
+    push(Kind::kBind, at, std::move(text), std::move(kept));
     return true;
   }
 bad:
@@ -286,11 +287,25 @@ void StatementBook::error(const uint8_t* frame, size_t n, double at) {
       if (!head.failed) record(head, nullptr, &code, &message, at);
       head.failed = true;
     } else {
-      if (head.kind == Kind::kExecute) record(head, nullptr, &code, &message, at);
-      // The server skips to Sync.
-      while (!queue_.empty() && queue_.front().kind != Kind::kSync && queue_.front().kind != Kind::kSimple &&
-             queue_.front().kind != Kind::kFunctionCall)
-        shift();
+      // The server skips to Sync. A statement it rejected at Parse, Bind or Execute is recorded with its
+      // error (for a Parse, with the parameters of the Bind that followed it).
+      size_t skipped = 0;
+      while (skipped < queue_.size() && queue_[skipped].kind != Kind::kSync && queue_[skipped].kind != Kind::kSimple &&
+             queue_[skipped].kind != Kind::kFunctionCall)
+        skipped++;
+      if (head.kind == Kind::kParse) {
+        Pending parse = head;
+        for (size_t i = 1; i < skipped && queue_[i].kind != Kind::kParse; i++) {
+          if (queue_[i].kind == Kind::kBind) {
+            parse.params = queue_[i].params;
+            break;
+          }
+        }
+        record(parse, nullptr, &code, &message, at);
+      } else if (head.kind == Kind::kBind || head.kind == Kind::kExecute) {
+        record(head, nullptr, &code, &message, at);
+      }
+      queue_.erase(queue_.begin(), queue_.begin() + long(skipped));
     }
   }
   end_result();

@@ -129,6 +129,8 @@ export class FrontendInspector {
         if (refusal) stmt.refusal = refusal;
         this.prepared.set(name, stmt);
         const entry: Pending = { kind: 'parse', text, startedAt, stmtIndex: 0 };
+        // Kept for the record of a Parse the server rejects (mask.ts error).
+        if (decision) entry.decision = decision;
         if (refusal) entry.refusal = refusal;
         this.queue.push(entry);
         return refusal ? buildParse(name, REFUSAL_SQL) : undefined;
@@ -146,10 +148,10 @@ export class FrontendInspector {
         }
         this.portals.set(bind.portal, portal);
         const entry: Pending = { kind: 'bind', text: stmt?.text ?? '', startedAt, stmtIndex: 0 };
-        if (refusal) {
-          entry.refusal = refusal;
-          if (params.length > 0) entry.params = params;
-        }
+        // Kept for the record of a Bind the server rejects, or of the refused or rejected Parse before it.
+        if (stmt?.decision) entry.decision = stmt.decision;
+        if (params.length > 0) entry.params = params;
+        if (refusal) entry.refusal = refusal;
         this.queue.push(entry);
         // A refused statement was never prepared upstream; make the Bind fail in place with the policy's reason.
         return refusal ? buildParse('', REFUSAL_SQL) : undefined;

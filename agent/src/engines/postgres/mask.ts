@@ -55,6 +55,18 @@ function recordedText(text: string): string {
   }
 }
 const REDACT = compileMasker({ kind: 'redact' });
+
+/** The parameters of the Bind that follows a rejected Parse (`skipped[0]`), among the requests the server skipped with it. */
+function bindAfter(skipped: Pending[]): Pending['params'] {
+  for (let i = 1; i < skipped.length; i++) {
+    const p = skipped[i]!;
+    if (p.kind === 'parse') return undefined;
+    if (p.kind === 'bind') return p.params;
+  }
+  return undefined;
+}
+/** A double-quoted string in a server message ("" inside is an escaped quote). */
+const QUOTED = /"(?:[^"]|"")*"/g;
 const NO_MASKS: ReadonlyMap<number, ColumnMask> = new Map();
 
 export class BackendMasker {
@@ -422,14 +434,21 @@ export class BackendMasker {
       // DETAIL lines quote row values (e.g. "Key (ssn)=(...) already exists"): drop them for restricted roles.
       replaced = backend.errorResponse({ severity: (fields.V ?? fields.S ?? 'ERROR') as 'ERROR', code: error.code, message: error.message, ...(fields.H ? { hint: fields.H } : {}) });
     }
+    // Data exceptions quote the value they could not take (invalid input syntax for type integer: "..."): the
+    // client sees it, but for roles with PHI restrictions the record keeps the message without it, as it keeps
+    // no literals of the statement's text.
+    if (!head?.refusal && this.policy?.restrictsPhi && error.code.startsWith('22')) error = { code: error.code, message: error.message.replace(QUOTED, '"?"') };
     if (head) {
       if (head.kind === 'simple' || head.kind === 'fcall') {
         if (!head.failed) this.record(head, undefined, error);
         head.failed = true;
       } else {
-        // The server skips to Sync: for a refused Parse, the Bind that followed it carries the parameters.
+        // The server skips to Sync. A statement it rejected at Parse, Bind or Execute is recorded with
+        // its error (for a Parse, with the parameters of the Bind that followed it).
         const skipped = this.queue.skipToSync();
-        if (head.kind === 'execute' || head.refusal) this.record(head, undefined, error, head.params ?? skipped.find((p) => p.params)?.params);
+        if (head.kind === 'execute' || head.kind === 'bind' || head.kind === 'parse' || head.refusal) {
+          this.record(head, undefined, error, head.kind === 'parse' ? bindAfter(skipped) : head.params);
+        }
       }
     }
     this.endResult();
