@@ -49,6 +49,12 @@ class EventLog {
   void append_u32(uint32_t session, RecordKind kind, double at, uint32_t value);
 };
 
+// Appends `v` little-endian (the records' byte order).
+inline void append_u32_le(std::vector<uint8_t>& out, uint32_t v) {
+  uint8_t b[4] = {uint8_t(v), uint8_t(v >> 8), uint8_t(v >> 16), uint8_t(v >> 24)};
+  out.insert(out.end(), b, b + 4);
+}
+
 // Empties `v`, and gives its memory back when it grew past 1 MiB (a buffer reused per statement).
 inline void release_if_large(std::vector<uint8_t>& v) {
   v.clear();

@@ -10,17 +10,13 @@ namespace warden {
 
 namespace {
 
-void put_u32(std::vector<uint8_t>& out, uint32_t v) {
-  uint8_t b[4] = {uint8_t(v), uint8_t(v >> 8), uint8_t(v >> 16), uint8_t(v >> 24)};
-  out.insert(out.end(), b, b + 4);
-}
 void put_f64(std::vector<uint8_t>& out, double v) {
   uint8_t b[8];
   std::memcpy(b, &v, 8);  // little-endian hosts, as native-records.ts reads it
   out.insert(out.end(), b, b + 8);
 }
 void put_bytes(std::vector<uint8_t>& out, const void* p, size_t n) {
-  put_u32(out, uint32_t(n));
+  append_u32_le(out, uint32_t(n));
   const uint8_t* b = static_cast<const uint8_t*>(p);
   out.insert(out.end(), b, b + n);
 }
@@ -212,7 +208,7 @@ void RecordWriter::write_compact(const FinishedStatement& s, std::vector<uint8_t
       put_bytes(out, s.description->data(), s.description->size());
       sent_description_ = *s.description;
     }
-    put_u32(out, s.sampled);
+    append_u32_le(out, s.sampled);
     out.insert(out.end(), s.sample_rows->begin(), s.sample_rows->end());
   }
   out[1] = flags;

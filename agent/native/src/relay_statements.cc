@@ -44,11 +44,6 @@ struct Reader {
   }
 };
 
-void put_u32(std::vector<uint8_t>& out, uint32_t v) {
-  uint8_t b[4] = {uint8_t(v), uint8_t(v >> 8), uint8_t(v >> 16), uint8_t(v >> 24)};
-  out.insert(out.end(), b, b + 4);
-}
-
 const EVP_MD* sha256() {
   // Fetched once: OpenSSL 3 looks the algorithm up in its provider tables on every EVP_sha256() init.
   static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
@@ -175,9 +170,9 @@ bool StatementBook::bind(const uint8_t* frame, size_t n, double at, std::string&
       }
       int32_t format = formats == 0 ? 0 : formats == 1 ? format_codes[0] : (i < formats ? format_codes[size_t(i)] : 0);
       uint32_t type = types && size_t(i) < types->size() ? (*types)[size_t(i)] : 0;
-      put_u32(*params, uint32_t(len < 0 ? -1 : len));
+      append_u32_le(*params, uint32_t(len < 0 ? -1 : len));
       params->push_back(uint8_t(format == 1 ? 1 : 0));
-      put_u32(*params, type);
+      append_u32_le(*params, type);
       if (len > 0) {
         params->insert(params->end(), frame + r.pos, frame + r.pos + len);
         r.pos += size_t(len);
@@ -219,7 +214,7 @@ void StatementBook::row_bytes(const uint8_t* p, size_t n) {
 }
 
 void StatementBook::row_sampled(const uint8_t* frame, size_t n) {
-  put_u32(sample_, uint32_t(n));
+  append_u32_le(sample_, uint32_t(n));
   sample_.insert(sample_.end(), frame, frame + n);
 }
 
