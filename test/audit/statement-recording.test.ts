@@ -151,7 +151,8 @@ describe('statement records keep the result as the client received it', () => {
           Buffer.concat([
             // id is a bigint: the server rejects the second value at Bind, quoting it in its message.
             serialize.parse({ text: `SELECT id FROM ${w.schema}.patients WHERE last_name = $1 AND id = $2` }),
-            serialize.bind({ values: [String(p.last_name), `${String(p.ssn)}x`] }),
+            // A quote inside the value: the server does not escape it.
+            serialize.bind({ values: [String(p.last_name), `${String(p.ssn)}"x`] }),
             serialize.execute({}),
             serialize.sync(),
             // The literal cannot be cast: the server rejects the statement at Parse.
@@ -164,7 +165,7 @@ describe('statement records keep the result as the client received it', () => {
       'rec-rejected',
     );
     // The client was told, with the value it sent.
-    expect(bytes.toString('latin1')).toContain(`invalid input syntax for type bigint: "${String(p.ssn)}x"`);
+    expect(bytes.toString('latin1')).toContain(`invalid input syntax for type bigint: "${String(p.ssn)}"x"`);
     const [atBind, atParse] = statements.slice(-2);
     expect(atBind).toMatchObject({
       protocol: 'extended',
@@ -172,7 +173,7 @@ describe('statement records keep the result as the client received it', () => {
       rows: 0,
       tables: [`${w.schema}.patients`],
       error: { code: '22P02', message: 'invalid input syntax for type bigint: "?"' },
-      parameters: [{ value: '[REDACTED]', masked: true }, { value: `${String(p.ssn)}x` }],
+      parameters: [{ value: '[REDACTED]', masked: true }, { value: `${String(p.ssn)}"x` }],
     });
     expect(atParse).toMatchObject({
       protocol: 'extended',

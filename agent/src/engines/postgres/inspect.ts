@@ -62,8 +62,6 @@ export class FrontendInspector {
     private readonly canRecord: () => boolean = () => true,
     /** Where statements an approval rule matches wait; null when the session has no policy. */
     private readonly holds: StatementHolds | null = null,
-    /** When a statement started (ms); the native relay replays frames with the times it saw them. */
-    private readonly now: () => number = () => performance.now(),
   ) {}
 
   /**
@@ -108,7 +106,7 @@ export class FrontendInspector {
 
   /** Frontend frame (type byte included) → verdict for the scanner (a promise while the statement is held). */
   frame(type: number, frame: Buffer): FrameVerdict | Promise<FrameVerdict> {
-    const startedAt = this.now();
+    const startedAt = performance.now();
     switch (type) {
       case 0x51: { // Query
         const text = cstring(frame, 5)[0];

@@ -65,8 +65,12 @@ function bindAfter(skipped: Pending[]): Pending['params'] {
   }
   return undefined;
 }
-/** A double-quoted string in a server message ("" inside is an escaped quote). */
-const QUOTED = /"(?:[^"]|"")*"/g;
+/**
+ * Whatever a data exception's message quotes, first quote to last (the server does not escape quotes
+ * inside the value), and the bytes an encoding error lists.
+ */
+const QUOTED = /"[\s\S]*"/;
+const LISTED_BYTES = /: 0x[0-9a-f]{2}( 0x[0-9a-f]{2})*$/;
 const NO_MASKS: ReadonlyMap<number, ColumnMask> = new Map();
 
 export class BackendMasker {
@@ -100,8 +104,6 @@ export class BackendMasker {
     private readonly capture: ResultCapture | null = null,
     /** Asks for approval when a result reaches the row limit and a row-limit rule applies. */
     private readonly holds: StatementHolds | null = null,
-    /** When a statement ended (ms), on the inspector's clock. */
-    private readonly now: () => number = () => performance.now(),
   ) {}
 
   /** How many statements this session has recorded. */
@@ -121,12 +123,6 @@ export class BackendMasker {
     this.capture?.streamedRow();
     const cap = this.policy?.maxRows ?? 0;
     if (cap > 0 && this.rows >= cap && !this.uncapped) this.inspect[D] = 1;
-  }
-
-  /** DataRows the native relay counted without copying (past the sample): counted as streamed ones are. */
-  streamedRows(count: number): void {
-    this.rows += count;
-    this.capture?.streamedRows(count);
   }
 
   /** Bytes of a streamed frame on their way to the client: DataRows count towards the result hash. */
@@ -350,7 +346,7 @@ export class BackendMasker {
       protocol: p.kind === 'simple' ? (p.text === '<function call>' ? 'function-call' : 'simple') : p.kind === 'fcall' ? 'function-call' : 'extended',
       text: this.policy?.restrictsPhi ? recordedText(p.text) : p.text,
       rows: this.rows,
-      durationMs: Math.round((this.now() - p.startedAt) * 1000) / 1000,
+      durationMs: Math.round((performance.now() - p.startedAt) * 1000) / 1000,
       decision: p.refusal ? 'deny' : p.approvalRequestId ? 'approved' : d ? d.action : 'unchecked',
     };
     if (p.approvalRequestId) rec.approvalRequestId = p.approvalRequestId;
@@ -437,7 +433,7 @@ export class BackendMasker {
     // Data exceptions quote the value they could not take (invalid input syntax for type integer: "..."): the
     // client sees it, but for roles with PHI restrictions the record keeps the message without it, as it keeps
     // no literals of the statement's text.
-    if (!head?.refusal && this.policy?.restrictsPhi && error.code.startsWith('22')) error = { code: error.code, message: error.message.replace(QUOTED, '"?"') };
+    if (!head?.refusal && this.policy?.restrictsPhi && error.code.startsWith('22')) error = { code: error.code, message: error.message.replace(QUOTED, '"?"').replace(LISTED_BYTES, ': ?') };
     if (head) {
       if (head.kind === 'simple' || head.kind === 'fcall') {
         if (!head.failed) this.record(head, undefined, error);

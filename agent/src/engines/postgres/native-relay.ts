@@ -9,8 +9,10 @@
  * the SHA-256 of its DataRows and the first rows as a sample
  * (relay_statements.cc, following inspect.ts and mask.ts rule for rule). It
  * hands this module one record per finished statement, in batches of up to
- * ~10 ms, which native-records.ts turns into the statement event: the same
- * event relay.ts records, at about a tenth of the JavaScript per statement.
+ * ~10 ms: for a recorder that keeps JSON lines, the line itself
+ * (relay_record.cc), which is only appended; otherwise a compact record that
+ * native-records.ts turns into the event. Either way it is what relay.ts
+ * records, at a fraction of the JavaScript per statement.
  *
  * Fail closed: while the recorder cannot write, the relay replaces each
  * Query, FunctionCall, Parse and Execute with something the server refuses
@@ -57,7 +59,7 @@ const STATEMENT = 1, IDLE = 2, END = 3, MARK = 4, STATEMENT_LINE = 5;
 const REASONS: SessionEndReason[] = ['client_terminate', 'client_disconnect', 'upstream_closed', 'upstream_error', 'protocol_error', 'agent_shutdown'];
 const RECORD_HEADER = 17;
 const NO_TAG = 0xffff;
-const LONE_SURROGATE = /[\ud800-\udfff]/;
+const SURROGATE = /[\ud800-\udfff]/;
 
 /** Where the addon is, relative to the repository (or image) root: node-gyp's output, copied as is into the agent image. */
 export const NATIVE_ADDON_PATH = path.join('agent', 'native', 'build', 'Release', 'warden_relay.node');
@@ -148,7 +150,7 @@ export class NativeRelayLoop {
     if (clientFd === undefined || upstreamFd === undefined || this.stopped) return 0;
     const r = opts.results;
     // Session fields with surrogates (which JSON.stringify may escape) keep the statements in JavaScript.
-    const json = opts.onStatementLine !== undefined && !LONE_SURROGATE.test(opts.session.id + (opts.session.bundleVersion ?? ''));
+    const json = opts.onStatementLine !== undefined && !SURROGATE.test(opts.session.id + (opts.session.bundleVersion ?? ''));
     const id = this.binding.add(
       this.handle,
       clientFd,

@@ -75,20 +75,7 @@ export class ResultCapture {
   /** Set once the current statement produced a result set (a description or a row). */
   private open = false;
 
-  /** The result's hash as computed where the bytes passed (the native relay); set per result. */
-  private externalDigest: string | undefined;
-
-  /** `hashedElsewhere`: the bytes never pass here; each result's SHA-256 arrives through `digested`. */
-  constructor(
-    readonly settings: ResultRecording,
-    private readonly hashedElsewhere = false,
-  ) {}
-
-  /** The SHA-256 of the current result's DataRows, computed by the native relay. */
-  digested(hex: string): void {
-    this.externalDigest = hex;
-    this.open = true;
-  }
+  constructor(readonly settings: ResultRecording) {}
 
   /** True while rows must arrive whole (to be sampled). */
   get wantsRows(): boolean {
@@ -111,7 +98,7 @@ export class ResultCapture {
    * which a masked result would otherwise make for every row.
    */
   bytes(buf: Buffer, start: number, end: number, memory?: ArrayBufferLike): void {
-    if (!this.settings.hash || this.hashedElsewhere) return;
+    if (!this.settings.hash) return;
     this.open = true;
     const from = buf.byteOffset + start;
     if (this.pending !== null && from === this.pendingEnd) {
@@ -150,11 +137,6 @@ export class ResultCapture {
     this.sent++;
   }
 
-  /** Rows that streamed through uncopied, counted in one go. */
-  streamedRows(count: number): void {
-    this.sent += count;
-  }
-
   private digest(): string {
     const p = this.pending;
     if (this.hash === null) return p === null ? EMPTY_SHA256 : hashOnce('sha256', new Uint8Array(p, this.pendingStart, this.pendingEnd - this.pendingStart), 'hex');
@@ -166,13 +148,12 @@ export class ResultCapture {
   finish(): CapturedResult {
     const out: CapturedResult = {};
     if (this.open) {
-      if (this.settings.hash) out.resultSha256 = this.hashedElsewhere ? (this.externalDigest ?? EMPTY_SHA256) : this.digest();
+      if (this.settings.hash) out.resultSha256 = this.digest();
       if (this.settings.sampleRows > 0) {
         out.sample = { columns: this.columns?.map((c) => c.name) ?? [], maskedColumns: this.masked, rows: this.rows, truncated: this.sent > this.rows.length };
       }
     }
     this.hash = null;
-    this.externalDigest = undefined;
     this.pending = null;
     this.columns = undefined;
     this.masked = [];
