@@ -214,6 +214,19 @@ describe('the native relay', () => {
     expect(big.resultSha256).toMatch(/^[0-9a-f]{64}$/);
   }, 60_000);
 
+  it('records a statement whose line is larger than a relay batch and a recorder buffer, beside ordinary ones', async () => {
+    const c = await connectThroughAgent(native.port, token);
+    const big = 'ü'.repeat(1_500_000);
+    await c.query('SELECT 1 AS before');
+    expect((await c.query(`SELECT length($$${big}$$) AS n`)).rows).toEqual([{ n: 1_500_000 }]);
+    await c.query('SELECT 1 AS after');
+    await c.end();
+    const texts = (await native.events()).flatMap((e) => (e.type === 'statement' ? [e.text] : []));
+    const at = texts.indexOf(`SELECT length($$${big}$$) AS n`);
+    expect(at).toBeGreaterThan(0);
+    expect(texts.slice(at - 1, at + 2)).toEqual(['SELECT 1 AS before', `SELECT length($$${big}$$) AS n`, 'SELECT 1 AS after']);
+  });
+
   it('records durations measured where the bytes passed', async () => {
     const c = await connectThroughAgent(native.port, token);
     await c.query('SELECT pg_sleep(0.2)');
