@@ -71,6 +71,11 @@ async function workload(agent: TestAgent): Promise<unknown[]> {
   await q(`SELECT id, note FROM ${table} WHERE id = $1 OR note = $2`, [7, 'note 9']);
   await q(`SELECT payload FROM ${table} WHERE id = $1`, [Buffer.from('not a number')]);
   await q('SELECT length($1::bytea) AS n', [Buffer.from([0, 1, 2, 0xff])]);
+  // Results in binary format: the sample reads them by the types the statement's Describe gave.
+  // node-postgres asks for binary results with `binary`, which its types leave out.
+  const binaryQuery = { text: 'SELECT $1::int4 AS i, $$x$$::text AS t, 2.5::float8 AS f', values: [5], binary: true };
+  const binary = await c.query(binaryQuery as { text: string; values: unknown[] });
+  seen.push(binary.rows.map((r: Record<string, unknown>) => Object.values(r).map((v) => (Buffer.isBuffer(v) ? v.toString('hex') : v))));
   // Rejected at Parse (a syntax error) and at Bind (a parameter the type refuses): recorded with their errors.
   await q('SELEC $1', [1]);
   await q('SELECT $1::int AS n', ['abc']);
@@ -120,6 +125,12 @@ async function workload(agent: TestAgent): Promise<unknown[]> {
       serialize.execute({}),
       serialize.sync(),
       serialize.query('SELECT 42 AS answer'),
+      // The statement described, then bound for binary results: the formats come from the Bind, not the description.
+      serialize.parse({ name: 'bin_s', text: 'SELECT $1::int8 AS big, 1.5::float4 AS small', types: [] }),
+      serialize.describe({ type: 'S', name: 'bin_s' }),
+      serialize.bind({ statement: 'bin_s', values: ['7'], binary: true }),
+      serialize.execute({}),
+      serialize.sync(),
       // A batch whose first statement the server rejects at Parse: it is recorded with its own Bind's values.
       serialize.parse({ text: 'SELEC $1', types: [] }),
       serialize.bind({ values: ['5'] }),
@@ -133,7 +144,7 @@ async function workload(agent: TestAgent): Promise<unknown[]> {
     ]),
   );
   const messages: string[] = [];
-  for (let ready = 0; ready < 4; ) {
+  for (let ready = 0; ready < 5; ) {
     const m = await raw.waitFor(() => true);
     messages.push(m.name);
     if (m.name === 'readyForQuery') ready++;
@@ -179,7 +190,7 @@ describe('the native relay', () => {
     expect(throughNative).toEqual(throughJs);
     const nativeEvents = comparable(await native.events());
     const jsEvents = comparable(await js.events());
-    expect(nativeEvents.length).toBe(39);
+    expect(nativeEvents.length).toBe(41);
     expect(nativeEvents).toContainEqual(expect.objectContaining({ protocol: 'extended', error: { code: '22012', message: 'division by zero' } }));
     expect(nativeEvents).toEqual(jsEvents);
     // Byte for byte: the relay's own JSON lines are the lines the JavaScript recorder writes.
@@ -189,7 +200,7 @@ describe('the native relay', () => {
     // Most statements came as lines the relay wrote; the binary values and the text that is not UTF-8 did not.
     const { lines, records } = native.agent.nativeStatements;
     expect(lines).toBeGreaterThan(20);
-    expect(records).toBe(4);
+    expect(records).toBe(6);
     expect(js.agent.nativeStatements).toEqual({ lines: 0, records: 0 });
     expect(nativeEvents).toContainEqual(expect.objectContaining({ text: "SELECT '\ufffd\ufffd'", error: expect.objectContaining({ code: '22021' }) }));
     // Statements the server rejected before they ran are recorded too, with the values they were sent with.
@@ -202,7 +213,11 @@ describe('the native relay', () => {
     // Each result is described by its own columns, however many statements came before it.
     const columns = nativeEvents.flatMap((e) => ((e as { sample?: { columns: string[] } }).sample?.columns.length ? [(e as { sample: { columns: string[] } }).sample.columns] : []));
     expect(columns.slice(0, 4)).toEqual([['one', 't', 'n'], ['a'], ['b', 'c'], ['id', 'note', 'payload']]);
-    expect(columns.slice(-2)).toEqual([['count'], ['answer']]);
+    expect(columns.slice(-4)).toEqual([['count'], ['doubled'], ['answer'], ['big', 'small']]);
+    expect(nativeEvents).toContainEqual(expect.objectContaining({ text: 'SELECT $1::int8 AS big, 1.5::float4 AS small', sample: expect.objectContaining({ rows: [['7', '1.5']] }) }));
+    // Extended-protocol results are sampled with their statement's columns, binary values read by type.
+    expect(nativeEvents).toContainEqual(expect.objectContaining({ tag: 'SELECT 1', sample: expect.objectContaining({ columns: ['id', 'note'] }) }));
+    expect(nativeEvents).toContainEqual(expect.objectContaining({ parameters: [{ value: '5' }], sample: expect.objectContaining({ columns: ['i', 't', 'f'], rows: [['5', 'x', '2.5']] }) }));
     // The sessions really went through the native relay (and only there).
     expect(native.agent.nativeSessions).toBe(2);
     expect(js.agent.nativeSessions).toBe(0);

@@ -25,9 +25,18 @@ int32_t get_i16_be(const uint8_t* p) { return int16_t(uint16_t(p[0] << 8 | p[1])
 
 const char* const kProtocols[] = {"simple", "extended", "function-call"};
 
+// Column i's format as Bind's result formats give it (frontend-messages.ts formatOf).
+int32_t format_of(const std::vector<int16_t>& formats, int32_t i) {
+  if (formats.empty()) return 0;
+  if (formats.size() == 1) return formats[0];
+  return size_t(i) < formats.size() ? formats[size_t(i)] : 0;
+}
+
 // A RowDescription's column names as a JSON array; false when a column is sent in binary format
-// (its sample values would need JavaScript's type decoders) or the frame cannot be read.
-bool column_names(JsonWriter& w, std::vector<uint8_t>& out, const std::vector<uint8_t>& frame) {
+// (its sample values would need JavaScript's type decoders) or the frame cannot be read. `formats`,
+// when given, are the formats the client asked for, which a statement's Describe does not know.
+bool column_names(JsonWriter& w, std::vector<uint8_t>& out, const std::vector<uint8_t>& frame,
+                  const std::vector<int16_t>* formats) {
   const uint8_t* p = frame.data();
   size_t n = frame.size();
   if (n < 7) return false;
@@ -38,7 +47,8 @@ bool column_names(JsonWriter& w, std::vector<uint8_t>& out, const std::vector<ui
     const void* nul = pos < n ? std::memchr(p + pos, 0, n - pos) : nullptr;
     if (!nul) return false;
     size_t end = size_t(static_cast<const uint8_t*>(nul) - p);
-    if (end + 19 > n || get_i16_be(p + end + 17) != 0) return false;
+    if (end + 19 > n) return false;
+    if ((formats ? format_of(*formats, i) : get_i16_be(p + end + 17)) != 0) return false;
     if (i > 0) out.push_back(',');
     if (!w.string(p + pos, end - pos)) return false;
     pos = end + 19;
@@ -152,7 +162,7 @@ bool RecordWriter::write_json(const FinishedStatement& s, std::vector<uint8_t>& 
   if (s.sample) {
     w.raw(",\"sample\":{\"columns\":");
     if (s.description) {
-      if (!column_names(w, out, *s.description)) return false;
+      if (!column_names(w, out, *s.description, s.formats)) return false;
     } else {
       w.raw("[]");
     }
@@ -178,7 +188,8 @@ bool RecordWriter::write_json(const FinishedStatement& s, std::vector<uint8_t>& 
 void RecordWriter::write_compact(const FinishedStatement& s, std::vector<uint8_t>& out) {
   out.push_back(s.protocol);
   out.push_back(0);
-  uint8_t flags = 0;
+  out.push_back(0);
+  uint16_t flags = 0;
   put_f64(out, s.started_at);
   put_f64(out, s.rows);
   put_bytes(out, s.text->data(), s.text->size());
@@ -208,10 +219,20 @@ void RecordWriter::write_compact(const FinishedStatement& s, std::vector<uint8_t
       put_bytes(out, s.description->data(), s.description->size());
       sent_description_ = *s.description;
     }
+    if (s.description && s.formats) {
+      flags |= kStmtFormats;
+      out.push_back(uint8_t(s.formats->size()));
+      out.push_back(uint8_t(s.formats->size() >> 8));
+      for (int16_t f : *s.formats) {
+        out.push_back(uint8_t(uint16_t(f)));
+        out.push_back(uint8_t(uint16_t(f) >> 8));
+      }
+    }
     append_u32_le(out, s.sampled);
     out.insert(out.end(), s.sample_rows->begin(), s.sample_rows->end());
   }
-  out[1] = flags;
+  out[1] = uint8_t(flags);
+  out[2] = uint8_t(flags >> 8);
 }
 
 }  // namespace warden

@@ -6,11 +6,12 @@
 // goes compact, so every record reads the same whichever way it came.
 //
 // Compact record payload (kStmt, little-endian):
-//   u8 protocol (0 simple, 1 extended, 2 function call), u8 flags (kStmt*),
+//   u8 protocol (0 simple, 1 extended, 2 function call), u16 flags (kStmt*),
 //   f64 started (ms, the clock of the record header, which is the end),
 //   f64 rows, u32 + text, [u32 + tag], [u32 + SQLSTATE, u32 + message],
 //   [u16 count, per parameter: i32 length (-1 = NULL), u8 format, u32 type OID, bytes],
 //   [32 bytes SHA-256 of the result's DataRows], [u32 + RowDescription frame],
+//   [u16 count, i16 per format: an Execute's result formats, as its Bind gave them],
 //   [u32 count, per sampled row: u32 + DataRow frame]
 // JSON record payload (kStmtJson): u16 tag length (0xffff: no tag), tag, the line (no newline).
 #pragma once
@@ -24,7 +25,7 @@
 
 namespace warden {
 
-enum StatementFlags : uint8_t {
+enum StatementFlags : uint16_t {
   kStmtTag = 1,
   kStmtError = 2,
   kStmtParams = 4,
@@ -32,7 +33,8 @@ enum StatementFlags : uint8_t {
   kStmtSample = 16,
   kStmtSampleTruncated = 32,
   kStmtDescription = 64,        // the result's RowDescription follows
-  kStmtDescriptionRepeat = 128  // the result's RowDescription is the one this session sent last
+  kStmtDescriptionRepeat = 128,  // the result's RowDescription is the one this session sent last
+  kStmtFormats = 256             // the columns' formats follow (else each field's own format applies)
 };
 
 // What the record of one statement holds; pointers are null where the statement has none.
@@ -51,6 +53,8 @@ struct FinishedStatement {
   bool sample = false;
   bool truncated = false;
   const std::vector<uint8_t>* description = nullptr;
+  // An Execute's result formats (Bind's: none = all text, one = all columns, else one per column).
+  const std::vector<int16_t>* formats = nullptr;
   uint32_t sampled = 0;
   const std::vector<uint8_t>* sample_rows = nullptr;  // per row: u32 length + DataRow frame
 };

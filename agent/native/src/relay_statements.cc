@@ -65,7 +65,12 @@ StatementBook::~StatementBook() {
 }
 
 void StatementBook::push(Kind kind, double at, Text text, Params params) {
-  queue_.push_back(Pending{kind, at, std::move(text), std::move(params)});
+  Pending p;
+  p.kind = kind;
+  p.started_at = at;
+  p.text = std::move(text);
+  p.params = std::move(params);
+  queue_.push_back(std::move(p));
 }
 
 void StatementBook::shift() {
@@ -85,7 +90,8 @@ bool StatementBook::frontend(const uint8_t* frame, size_t n, double at, std::str
     case 'P': {
       auto text = std::make_shared<std::string>();
       if (!r.cstring(&name) || !r.cstring(text.get())) break;
-      Prepared stmt{text, {}};
+      Prepared stmt;
+      stmt.text = text;
       int32_t types = 0;
       if (r.pos + 2 <= n && !r.count(types)) break;
       for (int32_t i = 0; i < types; i++) {
@@ -101,12 +107,21 @@ bool StatementBook::frontend(const uint8_t* frame, size_t n, double at, std::str
     case 'B':
       if (bind(frame, n, at, problem)) return true;
       return false;
-    case 'D':
+    case 'D': {
       if (n < 6) return (problem = "message is shorter than its fields"), false;
       r.pos = 6;
-      if (!r.cstring(nullptr)) break;
+      if (!r.cstring(&name)) break;
       push(Kind::kDescribe, at);
+      Pending& describe = queue_.back();
+      if (frame[5] != 'P') {
+        describe.has_statement = true;
+        describe.statement = std::move(name);
+      } else if (auto portal = portals_.find(name); portal != portals_.end()) {
+        describe.has_statement = true;
+        describe.statement = portal->second.statement;
+      }
       return true;
+    }
     case 'E': {
       int32_t max_rows = 0;
       if (!r.cstring(&name) || !r.i32(max_rows)) break;
@@ -119,6 +134,12 @@ bool StatementBook::frontend(const uint8_t* frame, size_t n, double at, std::str
         if (stmt != prepared_.end()) text = stmt->second.text;
       }
       push(Kind::kExecute, at, std::move(text), std::move(params));
+      if (portal != portals_.end()) {
+        Pending& execute = queue_.back();
+        execute.has_statement = true;
+        execute.statement = portal->second.statement;
+        execute.formats = portal->second.formats;
+      }
       return true;
     }
     case 'C': {
@@ -179,13 +200,15 @@ bool StatementBook::bind(const uint8_t* frame, size_t n, double at, std::string&
       }
     }
     if (!r.count(results)) goto bad;
-    if (r.pos + 2 * size_t(results) > n) {
-      r.fail("message is shorter than its fields");
-      goto bad;
+    auto result_formats = std::make_shared<std::vector<int16_t>>();
+    for (int32_t i = 0; i < results; i++) {
+      int32_t f = 0;
+      if (!r.i16(f)) goto bad;
+      result_formats->push_back(int16_t(f));
     }
     Text text = stmt != prepared_.end() ? stmt->second.text : nullptr;
     Params kept = count > 0 ? Params(std::move(params)) : nullptr;
-    portals_[portal_name] = Portal{statement, kept};
+    portals_[portal_name] = Portal{statement, kept, std::move(result_formats)};
     push(Kind::kBind, at, std::move(text), std::move(kept));
     return true;
   }
@@ -194,7 +217,17 @@ bad:
   return false;
 }
 
+// An Execute's result has no RowDescription in the stream: its statement's Describe (if any) and the
+// portal's formats say what the client gets (mask.ts beginExecuteCapture).
+void StatementBook::begin_execute_result() {
+  const Pending& head = queue_.front();
+  auto stmt = head.has_statement ? prepared_.find(head.statement) : prepared_.end();
+  execute_description_ = stmt != prepared_.end() ? stmt->second.description : nullptr;
+  execute_formats_ = head.formats;
+}
+
 bool StatementBook::row_start(const uint8_t* header) {
+  if (rows_ == 0 && !queue_.empty() && queue_.front().kind == Kind::kExecute) begin_execute_result();
   open_ = true;
   rows_++;
   if (hash_) {
@@ -222,7 +255,13 @@ void StatementBook::backend(const uint8_t* frame, size_t n, double at) {
   switch (frame[0]) {
     case 'T':
       if (queue_.empty()) return;
-      if (queue_.front().kind == Kind::kDescribe) return shift();
+      if (queue_.front().kind == Kind::kDescribe) {
+        // Kept for the record: an Execute's sample then has the statement's column names and types.
+        const Pending& describe = queue_.front();
+        auto stmt = capture_ && describe.has_statement ? prepared_.find(describe.statement) : prepared_.end();
+        if (stmt != prepared_.end()) stmt->second.description = std::make_shared<const std::vector<uint8_t>>(frame, frame + n);
+        return shift();
+      }
       if (capture_) {
         open_ = true;
         described_ = true;
@@ -258,6 +297,11 @@ void StatementBook::backend(const uint8_t* frame, size_t n, double at) {
 
 void StatementBook::complete(const std::string* tag, double at) {
   if (queue_.empty()) return;
+  if (queue_.front().kind == Kind::kExecute && rows_ == 0) {
+    // An empty result is still a result when the statement was described as returning rows.
+    begin_execute_result();
+    if (execute_description_ && capture_) open_ = true;
+  }
   record(queue_.front(), tag, nullptr, nullptr, at);
   end_result();
   // A simple query's next statement answers to the same Query; an Execute is done.
@@ -311,6 +355,8 @@ void StatementBook::end_result() {
   rows_ = 0;
   hashing_ = false;
   described_ = false;
+  execute_description_ = nullptr;
+  execute_formats_ = nullptr;
   sampled_ = 0;
   // A sample of a few large rows does not stay allocated for the rest of the session.
   release_if_large(sample_);
@@ -343,7 +389,8 @@ void StatementBook::record(const Pending& p, const std::string* tag, const std::
   if (open_ && sample_rows_ > 0) {
     s.sample = true;
     s.truncated = rows_ > sampled_;
-    s.description = described_ ? &description_ : nullptr;
+    s.description = described_ ? &description_ : execute_description_.get();
+    s.formats = described_ ? nullptr : execute_formats_.get();
     s.sampled = sampled_;
     s.sample_rows = &sample_;
   }

@@ -44,26 +44,36 @@ class StatementBook {
   enum class Kind : uint8_t { kSimple, kParse, kBind, kDescribe, kExecute, kClose, kSync, kFunctionCall };
   using Text = std::shared_ptr<const std::string>;
   using Params = std::shared_ptr<const std::vector<uint8_t>>;
+  using Frame = std::shared_ptr<const std::vector<uint8_t>>;
+  using Formats = std::shared_ptr<const std::vector<int16_t>>;
   struct Pending {
-    Kind kind;
-    double started_at;
+    Kind kind = Kind::kSync;
+    double started_at = 0;
     Text text;
     Params params;
     bool failed = false;
+    // Describe and Execute: the prepared statement they concern (when known), and an Execute's result formats.
+    bool has_statement = false;
+    std::string statement;
+    Formats formats;
   };
   struct Prepared {
     Text text;
     std::vector<uint32_t> param_types;
+    // The RowDescription a Describe returned for it: an Execute's sample names its columns by it.
+    Frame description;
   };
   struct Portal {
     std::string statement;
     Params params;
+    Formats formats;
   };
 
   bool bind(const uint8_t* frame, size_t n, double at, std::string& problem);
   void push(Kind kind, double at, Text text = nullptr, Params params = nullptr);
   void shift();
   void complete(const std::string* tag, double at);
+  void begin_execute_result();
   void error(const uint8_t* frame, size_t n, double at);
   void record(const Pending& p, const std::string* tag, const std::string* code, const std::string* message, double at);
   void end_result();
@@ -81,6 +91,9 @@ class StatementBook {
   bool hashing_ = false;
   std::vector<uint8_t> description_;
   bool described_ = false;
+  // An Execute's result: its statement's RowDescription and the portal's result formats.
+  Frame execute_description_;
+  Formats execute_formats_;
   std::vector<uint8_t> sample_;
   uint32_t sampled_ = 0;
 };

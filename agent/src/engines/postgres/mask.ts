@@ -165,9 +165,14 @@ export class BackendMasker {
   private rowDescription(head: Pending | undefined, frame: Buffer): FrameVerdict {
     if (!head) return undefined;
     if (!this.policy) {
-      // Relay-only: nothing to mask, only the bookkeeping of which request this answers.
-      if (head.kind === 'describe') this.advance();
-      else if (this.capture) this.startResult(NO_MASKS, this.describe(frame));
+      // Relay-only: nothing to mask, only the bookkeeping of which request this answers. A Describe's
+      // fields are kept for the record: an Execute's sample then has the statement's column names, and
+      // its binary values are read by type.
+      if (head.kind === 'describe') {
+        this.advance();
+        const stmt = this.capture && head.statementName !== undefined ? this.prepared.get(head.statementName) : undefined;
+        if (stmt) stmt.fields = this.describe(frame);
+      } else if (this.capture) this.startResult(NO_MASKS, this.describe(frame));
       return undefined;
     }
     const fields = this.describe(frame);

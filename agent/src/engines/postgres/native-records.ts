@@ -13,10 +13,11 @@ import { paramText } from './bind-params.js';
 import type { StatementSession } from './mask.js';
 import { decodeSampleRow, type SentColumn } from './result-capture.js';
 import { parseRowDescription } from './result-masker.js';
+import { formatOf } from './wire/frontend-messages.js';
 
 /** relay_statements.h's protocol numbers and StatementFlags. */
 const PROTOCOLS = ['simple', 'extended', 'function-call'] as const;
-const TAG = 1, ERROR = 2, PARAMS = 4, DIGEST = 8, SAMPLE = 16, SAMPLE_TRUNCATED = 32, DESCRIPTION = 64, DESCRIPTION_REPEAT = 128;
+const TAG = 1, ERROR = 2, PARAMS = 4, DIGEST = 8, SAMPLE = 16, SAMPLE_TRUNCATED = 32, DESCRIPTION = 64, DESCRIPTION_REPEAT = 128, FORMATS = 256;
 
 /** One session's statement records, in order. */
 export class NativeStatementReader {
@@ -39,9 +40,9 @@ export class NativeStatementReader {
 
   /** A statement record (`at`: when its last answer passed, on the relay's clock) → its event. */
   read(at: number, p: Buffer): StatementEvent {
-    const flags = p[1]!;
-    const startedAt = p.readDoubleLE(2);
-    let pos = 18;
+    const flags = p.readUInt16LE(1);
+    const startedAt = p.readDoubleLE(3);
+    let pos = 19;
     const text = (): string => {
       const length = p.readUInt32LE(pos);
       pos += 4 + length;
@@ -55,7 +56,7 @@ export class NativeStatementReader {
       at: isoNow(),
       protocol: PROTOCOLS[p[0]!] ?? 'extended',
       text: text(),
-      rows: p.readDoubleLE(10),
+      rows: p.readDoubleLE(11),
       durationMs: Math.round((at - startedAt) * 1000) / 1000,
       decision: 'unchecked',
     };
@@ -98,7 +99,15 @@ export class NativeStatementReader {
       this.names = this.columns.map((c) => c.name);
       pos += 4 + length;
     }
-    const columns = flags & (DESCRIPTION | DESCRIPTION_REPEAT) ? this.columns : undefined;
+    let columns = flags & (DESCRIPTION | DESCRIPTION_REPEAT) ? this.columns : undefined;
+    if (flags & FORMATS) {
+      // An Execute's result: the client asked for these formats (its statement's Describe did not know them).
+      const formats: number[] = [];
+      const n = p.readUInt16LE(pos);
+      for (let i = 0; i < n; i++) formats.push(p.readInt16LE(pos + 2 + 2 * i));
+      pos += 2 + 2 * n;
+      columns = columns?.map((c, i) => ({ ...c, format: formatOf(formats, i) }));
+    }
     const count = p.readUInt32LE(pos);
     pos += 4;
     const rows: Array<Array<string | null>> = [];
