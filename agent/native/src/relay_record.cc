@@ -102,15 +102,6 @@ bool RecordWriter::write_json(const FinishedStatement& s, std::vector<uint8_t>& 
   // JavaScript rounds the duration to the microsecond, then prints it.
   double us = std::round((s.ended_at - s.started_at) * 1000);
   if (!(us >= 0 && us < 2147483647.0)) return false;
-  if (s.tag) {
-    if (s.tag->size() >= 0xffff) return false;
-    out.push_back(uint8_t(s.tag->size()));
-    out.push_back(uint8_t(s.tag->size() >> 8));
-    out.insert(out.end(), s.tag->begin(), s.tag->end());
-  } else {
-    out.push_back(0xff);
-    out.push_back(0xff);
-  }
   w.raw("{\"type\":\"statement\",\"sessionId\":");
   w.raw(json_->session_id);
   w.raw(",\"seq\":");

@@ -13,7 +13,7 @@
 //   [32 bytes SHA-256 of the result's DataRows], [u32 + RowDescription frame],
 //   [u16 count, i16 per format: an Execute's result formats, as its Bind gave them],
 //   [u32 count, per sampled row: u32 + DataRow frame]
-// JSON record payload (kStmtJson): u16 tag length (0xffff: no tag), tag, the line (no newline).
+// JSON record payload (kStmtJson): the line (no newline).
 #pragma once
 
 #include <cstdint>

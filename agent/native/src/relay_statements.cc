@@ -170,7 +170,8 @@ bool StatementBook::bind(const uint8_t* frame, size_t n, double at, std::string&
   std::string portal_name, statement;
   int32_t formats = 0, count = 0, results = 0;
   std::vector<int32_t> format_codes;
-  auto params = std::make_shared<std::vector<uint8_t>>();
+  // Allocated only for a Bind with parameters: a Bind per transaction is the common case.
+  std::shared_ptr<std::vector<uint8_t>> params;
   if (!r.cstring(&portal_name) || !r.cstring(&statement) || !r.count(formats)) goto bad;
   for (int32_t i = 0; i < formats; i++) {
     int32_t f = 0;
@@ -181,7 +182,7 @@ bool StatementBook::bind(const uint8_t* frame, size_t n, double at, std::string&
   {
     auto stmt = prepared_.find(statement);
     const std::vector<uint32_t>* types = stmt != prepared_.end() ? &stmt->second.param_types : nullptr;
-    if (count > 0) params->assign({uint8_t(count), uint8_t(count >> 8)});
+    if (count > 0) params = std::make_shared<std::vector<uint8_t>>(std::initializer_list<uint8_t>{uint8_t(count), uint8_t(count >> 8)});
     for (int32_t i = 0; i < count; i++) {
       int32_t len = 0;
       if (!r.i32(len)) goto bad;
@@ -200,14 +201,19 @@ bool StatementBook::bind(const uint8_t* frame, size_t n, double at, std::string&
       }
     }
     if (!r.count(results)) goto bad;
-    auto result_formats = std::make_shared<std::vector<int16_t>>();
-    for (int32_t i = 0; i < results; i++) {
-      int32_t f = 0;
-      if (!r.i16(f)) goto bad;
-      result_formats->push_back(int16_t(f));
+    static const Formats kAllText = std::make_shared<const std::vector<int16_t>>();
+    Formats result_formats = kAllText;
+    if (results > 0) {
+      auto codes = std::make_shared<std::vector<int16_t>>();
+      for (int32_t i = 0; i < results; i++) {
+        int32_t f = 0;
+        if (!r.i16(f)) goto bad;
+        codes->push_back(int16_t(f));
+      }
+      result_formats = std::move(codes);
     }
     Text text = stmt != prepared_.end() ? stmt->second.text : nullptr;
-    Params kept = count > 0 ? Params(std::move(params)) : nullptr;
+    Params kept = std::move(params);
     portals_[portal_name] = Portal{statement, kept, std::move(result_formats)};
     push(Kind::kBind, at, std::move(text), std::move(kept));
     return true;
@@ -259,7 +265,12 @@ void StatementBook::backend(const uint8_t* frame, size_t n, double at) {
         // Kept for the record: an Execute's sample then has the statement's column names and types.
         const Pending& describe = queue_.front();
         auto stmt = capture_ && describe.has_statement ? prepared_.find(describe.statement) : prepared_.end();
-        if (stmt != prepared_.end()) stmt->second.description = std::make_shared<const std::vector<uint8_t>>(frame, frame + n);
+        if (stmt != prepared_.end()) {
+          // A statement described again and again (a driver's Describe per Execute) keeps one copy.
+          Frame& kept = stmt->second.description;
+          if (!kept || kept->size() != n || std::memcmp(kept->data(), frame, n) != 0)
+            kept = std::make_shared<const std::vector<uint8_t>>(frame, frame + n);
+        }
         return shift();
       }
       if (capture_) {

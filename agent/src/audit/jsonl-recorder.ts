@@ -50,35 +50,37 @@ export class JsonlRecorder implements SessionRecorder {
     if (this.failure) return;
     // Statements are nearly every line: they have a writer of their own (statement-json.ts).
     const line = event.type === 'statement' ? statementJson(event) : JSON.stringify(event);
-    // UTF-8 needs at most three bytes per UTF-16 unit; a line that may not fit waits for the next batch.
-    const worst = line.length * 3 + 1;
-    if (this.used + worst > this.batch.length) {
-      this.writePending();
-      if (worst > this.batch.length) {
-        this.stream.write(line + '\n');
-        return;
-      }
+    // UTF-8 needs at most three bytes per UTF-16 unit.
+    if (!this.room(line.length * 3 + 1)) {
+      this.stream.write(line + '\n');
+      return;
     }
     this.used += this.batch.write(line, this.used, 'utf8');
-    this.batch[this.used++] = NEWLINE;
-    this.schedule();
+    this.endLine();
   }
 
   recordStatementLine(line: Buffer): void {
     if (this.failure) return;
-    if (this.used + line.length + 1 > this.batch.length) {
-      this.writePending();
-      if (line.length + 1 > this.batch.length) {
-        this.stream.write(Buffer.concat([line, NEWLINE_BYTES]));
-        return;
-      }
+    if (!this.room(line.length + 1)) {
+      this.stream.write(Buffer.concat([line, NEWLINE_BYTES]));
+      return;
     }
     this.used += line.copy(this.batch, this.used);
-    this.batch[this.used++] = NEWLINE;
-    this.schedule();
+    this.endLine();
   }
 
-  private schedule(): void {
+  /**
+   * Makes room in the batch for a line of at most `worst` bytes (newline included): a line that may
+   * not fit waits for the next batch. False when it is larger than any batch (it is written alone).
+   */
+  private room(worst: number): boolean {
+    if (this.used + worst <= this.batch.length) return true;
+    this.writePending();
+    return worst <= this.batch.length;
+  }
+
+  private endLine(): void {
+    this.batch[this.used++] = NEWLINE;
     if (!this.scheduled) {
       // A short timer, not setImmediate: under load every fs write is a thread-pool
       // round trip (two context switches), so fewer, larger writes keep the data path fast.

@@ -164,26 +164,20 @@ export class BackendMasker {
 
   private rowDescription(head: Pending | undefined, frame: Buffer): FrameVerdict {
     if (!head) return undefined;
-    if (!this.policy) {
-      // Relay-only: nothing to mask, only the bookkeeping of which request this answers. A Describe's
-      // fields are kept for the record: an Execute's sample then has the statement's column names, and
-      // its binary values are read by type.
-      if (head.kind === 'describe') {
-        this.advance();
-        const stmt = this.capture && head.statementName !== undefined ? this.prepared.get(head.statementName) : undefined;
-        if (stmt) stmt.fields = this.describe(frame);
-      } else if (this.capture) this.startResult(NO_MASKS, this.describe(frame));
-      return undefined;
-    }
     const fields = this.describe(frame);
-    const plan = head.decision?.statements[head.kind === 'simple' ? head.stmtIndex : 0];
     if (head.kind === 'describe') {
       this.advance();
-      if (head.statementName !== undefined) {
-        const stmt = this.prepared.get(head.statementName);
-        if (stmt) stmt.fields = fields;
-      }
+      // An Execute's result has no RowDescription of its own: its statement's fields say how to mask
+      // it and how the record names and reads its columns.
+      const stmt = head.statementName !== undefined ? this.prepared.get(head.statementName) : undefined;
+      if (stmt) stmt.fields = fields;
     }
+    if (!this.policy) {
+      // Relay-only: nothing to mask, only the bookkeeping of which request this answers.
+      if (head.kind !== 'describe' && this.capture) this.startResult(NO_MASKS, fields);
+      return undefined;
+    }
+    const plan = head.decision?.statements[head.kind === 'simple' ? head.stmtIndex : 0];
     const masks = this.buildMasks(head, plan, fields);
     if (head.kind === 'simple') this.startResult(masks, fields, plan?.sampleRedact);
     if (masks.size === 0) return undefined;

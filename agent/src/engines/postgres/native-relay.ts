@@ -58,7 +58,6 @@ interface NativeBinding {
 const STATEMENT = 1, IDLE = 2, END = 3, MARK = 4, STATEMENT_LINE = 5;
 const REASONS: SessionEndReason[] = ['client_terminate', 'client_disconnect', 'upstream_closed', 'upstream_error', 'protocol_error', 'agent_shutdown'];
 const RECORD_HEADER = 17;
-const NO_TAG = 0xffff;
 const SURROGATE = /[\ud800-\udfff]/;
 
 /** Where the addon is, relative to the repository (or image) root: node-gyp's output, copied as is into the agent image. */
@@ -104,9 +103,9 @@ export interface NativeSessionOptions {
   onStatement(event: StatementEvent): void;
   /**
    * Given when the recorder keeps JSON lines: the relay then writes each statement's line itself
-   * (relay_record.cc), and statements come here as lines, with their CommandComplete tag.
+   * (relay_record.cc), and statements come here as lines.
    */
-  onStatementLine?(line: Buffer, tag: string | undefined): void;
+  onStatementLine?(line: Buffer): void;
   onEnd(reason: SessionEndReason, detail: string | undefined, upstreamBusy: boolean): void;
 }
 
@@ -286,14 +285,11 @@ export class NativeRelay {
         this.loop.statements.records++;
         this.opts.onStatement(this.reader.read(at, payload));
         break;
-      case STATEMENT_LINE: {
-        const tagLength = payload.readUInt16LE(0);
-        const tag = tagLength === NO_TAG ? undefined : payload.toString('latin1', 2, 2 + tagLength);
+      case STATEMENT_LINE:
         this.loop.statements.lines++;
         this.reader.wrote();
-        this.opts.onStatementLine?.(payload.subarray(tagLength === NO_TAG ? 2 : 2 + tagLength), tag);
+        this.opts.onStatementLine?.(payload);
         break;
-      }
       case IDLE:
         this.idle?.();
         break;

@@ -198,14 +198,10 @@ export async function runSession(ctx: SessionContext, start: SessionStart): Prom
     if (event.tag && DDL_TAG.test(event.tag)) ctx.onDdl?.();
     ctx.recorder.record(event);
   };
-  // A recorder that keeps JSON lines takes relay-only statements as the lines the native relay wrote.
+  // A recorder that keeps JSON lines takes relay-only statements as the lines the native relay wrote
+  // (relay-only sessions have no policy catalog to refresh after DDL, and every decision is unchecked).
   const lines = ctx.recorder.recordStatementLine?.bind(ctx.recorder);
-  const onStatementLine = lines
-    ? (line: Buffer, tag: string | undefined): void => {
-        if (tag && DDL_TAG.test(tag)) ctx.onDdl?.();
-        lines(line, 'unchecked');
-      }
-    : undefined;
+  const onStatementLine = lines ? (line: Buffer): void => lines(line, 'unchecked') : undefined;
   const onEnd = (reason: SessionEndReason, detail: string | undefined, busy: boolean): void => {
     untrack();
     // A client that vanished mid-query (or a shutdown past its grace) must not leave the query running upstream.
